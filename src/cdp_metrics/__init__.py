@@ -1,0 +1,4 @@
+"""cdp-metrics: National Combating Drugs Outcomes Framework metrics from NDTMS-style extracts."""
+
+__version__ = "0.1.0"
+CONTRACT_VERSION = 1
