@@ -1,0 +1,158 @@
+"""From LA figures to LA, region and England rows with intervals, comparison and suppression.
+
+Region and England rows sum numerators and denominators over their LAs
+(never average percentages). England is every LA in the metric's table,
+including any LA the shipped lookup does not know (which then has no region).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from . import contract as c
+from .geography import lookup
+from .stats import byar_exprs, compare_expr, wilson_exprs
+
+Kind = Literal["count", "proportion", "unmet", "ratio"]
+AREA_TYPE = pl.Enum(["la", "region", "england"])
+SMALL = (1, 4)  # disclosure control: counts from 1 to 4 are suppressed
+
+
+@dataclass(frozen=True)
+class Options:
+    """What shapes every area table: interval level, suppression and the LAs to show."""
+
+    z: float = 1.959964
+    suppress: bool = True
+    las: tuple[str, ...] = ()  # empty: every LA
+
+
+def rollup(la: pl.DataFrame, sums: list[str], all_of: list[str] = ()) -> pl.DataFrame:
+    """LA rows plus region and England rows.
+
+    `la` holds `la_code`, `category` and the columns named in `sums` (added up
+    over LAs) and `all_of` (booleans, true for an area when true for all its LAs).
+    """
+    geo = lookup()
+    las = la.join(geo.select("la_code", "la_name", "region_code"), on="la_code", how="left").select(
+        pl.col("la_code").alias("area_code"),
+        pl.col("la_name").alias("area_name"),
+        pl.lit("la").cast(AREA_TYPE).alias("area_type"),
+        "region_code",
+        "category",
+        *sums,
+        *all_of,
+    )
+    aggs = [pl.col(s).sum() for s in sums] + [pl.col(a).all() for a in all_of]
+    regions = (
+        las.filter(pl.col("region_code").is_not_null())
+        .group_by("region_code", "category")
+        .agg(aggs)
+        .join(geo.select("region_code", "region_name").unique(), on="region_code", how="left")
+        .select(
+            pl.col("region_code").alias("area_code"),
+            pl.col("region_name").alias("area_name"),
+            pl.lit("region").cast(AREA_TYPE).alias("area_type"),
+            "region_code",
+            "category",
+            *sums,
+            *all_of,
+        )
+    )
+    england = las.group_by("category").agg(aggs).select(
+        pl.lit(c.ENGLAND_CODE).alias("area_code"),
+        pl.lit(c.ENGLAND_NAME).alias("area_name"),
+        pl.lit("england").cast(AREA_TYPE).alias("area_type"),
+        pl.lit(None, dtype=pl.String).alias("region_code"),
+        "category",
+        *sums,
+        *all_of,
+    )
+    return pl.concat([las, regions, england], how="vertical_relaxed")
+
+
+def _value_and_interval(kind: Kind, z: float) -> list[pl.Expr]:
+    num, den = pl.col("numerator"), pl.col("denominator")
+    if kind == "count":
+        null = pl.lit(None, dtype=pl.Float64)
+        return [num.alias("value"), null.alias("ci_lower"), null.alias("ci_upper")]
+    if kind == "proportion":
+        lo, hi = wilson_exprs(num, den, z)
+        return [(100 * num / den).alias("value"), (100 * lo).alias("ci_lower"), (100 * hi).alias("ci_upper")]
+    if kind == "ratio":
+        lo, hi = byar_exprs(num, den, z)
+        return [(100 * num / den).alias("value"), (100 * lo).alias("ci_lower"), (100 * hi).alias("ci_upper")]
+    # unmet need: 100 × (1 − num/den); interval from the prevalence range, else Wilson on the unmet share
+    lo_w, hi_w = wilson_exprs(den - num, den, z)
+    has_range = pl.col("has_range") & (pl.col("lower") > 0) & (pl.col("upper") > 0)
+    exceeded = num > den
+    lo = pl.when(exceeded).then(None).when(has_range).then(100 * (1 - num / pl.col("lower"))).otherwise(100 * lo_w)
+    hi = pl.when(exceeded).then(None).when(has_range).then(100 * (1 - num / pl.col("upper"))).otherwise(100 * hi_w)
+    return [(100 * (1 - num / den)).alias("value"), lo.alias("ci_lower"), hi.alias("ci_upper")]
+
+
+def finish(
+    rows: pl.DataFrame,
+    metric: str,
+    kind: Kind,
+    options: Options,
+    categories: tuple[str, ...],
+    denominator_is_count: bool = True,
+    england: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Values, intervals, comparison with England, suppression, LA selection and row order.
+
+    `rows` comes from `rollup` with `numerator` and `denominator` (plus
+    `lower`, `upper`, `has_range` for unmet need). `england`, when given,
+    replaces the England values used for comparison (category, value).
+    Rows with a zero or null denominator (a zero count for counts) are dropped.
+    """
+    keep = pl.col("numerator") > 0 if kind == "count" else pl.col("denominator") > 0
+    out = rows.filter(keep.fill_null(False)).with_columns(_value_and_interval(kind, options.z))
+    polarity = c.POLARITY[metric]
+    if polarity is None:
+        out = out.with_columns(pl.lit(None, dtype=pl.String).alias("comparison"))
+    else:
+        bench = england if england is not None else out.filter(pl.col("area_type") == "england")
+        bench = bench.select("category", pl.col("value").alias("_england"))
+        out = out.join(bench, on="category", how="left").with_columns(
+            pl.when(pl.col("area_type") != "england")
+            .then(compare_expr(pl.col("_england"), pl.col("ci_lower"), pl.col("ci_upper"), polarity))
+            .alias("comparison")
+        )
+    small = pl.col("numerator").is_between(*SMALL)
+    if denominator_is_count:
+        small = small | pl.col("denominator").is_between(*SMALL)
+    suppressed = small.fill_null(False) & options.suppress
+    hide = lambda col: pl.when(suppressed).then(None).otherwise(pl.col(col)).alias(col)  # noqa: E731
+    den_hide = hide("denominator") if denominator_is_count else pl.col("denominator")
+    out = out.with_columns(
+        hide("numerator"),
+        den_hide,
+        hide("value"),
+        hide("ci_lower"),
+        hide("ci_upper"),
+        hide("comparison"),
+        suppressed.alias("suppressed"),
+    )
+    if options.las:
+        regions = lookup().filter(pl.col("la_code").is_in(options.las))["region_code"].unique().to_list()
+        out = out.filter(
+            ((pl.col("area_type") == "la") & pl.col("area_code").is_in(options.las))
+            | ((pl.col("area_type") == "region") & pl.col("area_code").is_in(regions))
+            | (pl.col("area_type") == "england")
+        )
+    order = {cat: i for i, cat in enumerate(categories)}
+    return (
+        out.with_columns(pl.col("category").cast(pl.String))
+        .sort(
+            pl.col("category").replace_strict(order, default=len(order), return_dtype=pl.Int32),
+            "area_type",
+            "area_code",
+        )
+        .with_columns(pl.col("area_type").cast(pl.String))
+        .select(c.ROW_FIELDS)
+    )

@@ -1,0 +1,451 @@
+"""The `cdp-metrics` command line: parses options, runs the pipeline, renders.
+
+No data work happens here, and polars is imported only once a command runs,
+so `--help` and `--version` stay fast.
+"""
+
+import functools
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .errors import EXIT_DATA, EXIT_USAGE, CdpError, UsageError
+
+app = typer.Typer(
+    name="cdp-metrics",
+    help="National Combating Drugs Outcomes Framework metrics from record-level NDTMS-style extracts.\n\n"
+    "Every metric command prints LA, region and England rows with confidence intervals, "
+    "significance against England and small-number suppression. Run with no options to use the bundled "
+    "synthetic sample.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+METRIC_FORMATS = ("table", "json", "ndjson", "csv")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cdp-metrics {__version__} (data contract v1)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
+def _parse_date(value: Optional[str], option: str) -> Optional[date]:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise UsageError(f"{option} {value}: not a date (YYYY-MM-DD)") from None
+
+
+# -- the shared options ----------------------------------------------------------------------------
+
+INPUT, PERIOD, OUTPUT, BEHAVIOUR = "Input", "Period and areas", "Output", "Behaviour"
+
+
+def _opt(name: str, annotation, default, *flags: str, panel: str, **kwargs) -> inspect.Parameter:
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[annotation, typer.Option(*flags, rich_help_panel=panel, **kwargs)],
+    )
+
+
+DATA_OPTIONS = [
+    _opt("data", Optional[Path], None, "--data", panel=INPUT, metavar="DIR",
+         help="Folder holding episodes.*, prison_releases.*, prevalence.* (CSV or Parquet). "
+              "Default: the bundled sample."),
+    _opt("episodes", Optional[Path], None, "--episodes", panel=INPUT, metavar="FILE",
+         help="Episodes table, overriding --data."),
+    _opt("releases", Optional[Path], None, "--releases", panel=INPUT, metavar="FILE",
+         help="Prison releases table, overriding --data."),
+    _opt("prevalence", Optional[Path], None, "--prevalence", panel=INPUT, metavar="FILE",
+         help="Prevalence estimates table, overriding --data."),
+    _opt("mapping", Optional[Path], None, "--mapping", panel=INPUT, metavar="FILE",
+         help="TOML mapping of a real extract's columns and codes onto the contract."),
+]
+METRIC_OPTIONS = [
+    _opt("period_end", Optional[str], None, "--period-end", panel=PERIOD, metavar="YYYY-MM-DD",
+         help="Last day of the reporting period. Default: the last month end on or before the extract's latest date."),
+    _opt("months", int, 12, "--months", panel=PERIOD, min=1, max=120,
+         help="Length of the period in calendar months (3 for a rolling quarter)."),
+    _opt("prevalence_year", Optional[str], None, "--prevalence-year", panel=PERIOD, metavar="YYYY-YY",
+         help="Prevalence estimate year. Default: the latest for each LA and category."),
+    _opt("la", Optional[list[str]], None, "--la", panel=PERIOD, metavar="CODE",
+         help="Only this LA (repeatable), with its region and England."),
+    _opt("format", Optional[str], None, "--format", "-f", panel=OUTPUT, metavar="|".join(METRIC_FORMATS),
+         help="Output format. Default: table on a terminal, else JSON (or from --output's extension)."),
+    _opt("output", Optional[Path], None, "--output", "-o", panel=OUTPUT, metavar="FILE",
+         help="Write the data to FILE atomically instead of stdout."),
+    _opt("no_suppress", bool, False, "--no-suppress", panel=OUTPUT,
+         help="Show counts from 1 to 4 and their figures (internal use only)."),
+    _opt("confidence", str, "95", "--confidence", panel=OUTPUT, metavar="95|99.8",
+         help="Confidence level of every interval and comparison."),
+    _opt("strict", bool, False, "--strict", panel=BEHAVIOUR,
+         help="Exit 1 on the first invalid input row instead of leaving bad rows out."),
+]
+DIAGNOSTIC_OPTIONS = [
+    _opt("quiet", bool, False, "--quiet", "-q", panel=BEHAVIOUR, help="No warnings on stderr (errors still)."),
+    _opt("verbose", bool, False, "--verbose", panel=BEHAVIOUR, help="Show a traceback on an unexpected error."),
+]
+
+
+@dataclass
+class Common:
+    """The values of the shared options, as one object."""
+
+    data: Optional[Path] = None
+    episodes: Optional[Path] = None
+    releases: Optional[Path] = None
+    prevalence: Optional[Path] = None
+    mapping: Optional[Path] = None
+    period_end: Optional[str] = None
+    months: int = 12
+    prevalence_year: Optional[str] = None
+    la: Optional[list[str]] = None
+    format: Optional[str] = None
+    output: Optional[Path] = None
+    no_suppress: bool = False
+    confidence: str = "95"
+    strict: bool = False
+    quiet: bool = False
+    verbose: bool = False
+
+    def run_options(self, **extra):
+        from .pipeline import RunOptions
+
+        if self.confidence not in ("95", "99.8"):
+            raise UsageError(f"--confidence {self.confidence}: must be 95 or 99.8")
+        return RunOptions(
+            data=self.data, episodes=self.episodes, releases=self.releases, prevalence=self.prevalence,
+            period_end=_parse_date(self.period_end, "--period-end"), months=self.months,
+            prevalence_year=self.prevalence_year, las=tuple(dict.fromkeys(self.la or ())),
+            confidence=float(self.confidence), suppress=not self.no_suppress, strict=self.strict,
+            mapping=self.mapping, **extra,
+        )
+
+    def output_format(self, formats: tuple[str, ...] = METRIC_FORMATS) -> str:
+        if self.format is not None:
+            if self.format not in formats:
+                raise UsageError(f"--format {self.format}: must be one of {', '.join(formats)}")
+            return self.format
+        if self.output is not None:
+            suffix = self.output.suffix.lower().lstrip(".")
+            return suffix if suffix in formats and suffix != "table" else "json"
+        return "table" if sys.stdout.isatty() and "table" in formats else "json"
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def shared_options(*groups: list[inspect.Parameter]):
+    """Add the shared options to a command: they arrive as one `common: Common` argument.
+
+    Errors become one line on stderr and the documented exit code; --verbose
+    adds the traceback.
+    """
+    params = [p for group in groups for p in group]
+
+    def decorate(fn):
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "common"]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            common = Common(**{p.name: kwargs.pop(p.name) for p in params})
+            try:
+                return fn(common=common, **kwargs)
+            except CdpError as exc:
+                if common.verbose:
+                    import traceback
+
+                    traceback.print_exc()
+                _stderr().print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+                raise typer.Exit(exc.exit_code) from None
+            except (typer.Exit, typer.Abort, BrokenPipeError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # never a bare traceback for a user
+                if common.verbose:
+                    import traceback
+
+                    traceback.print_exc()
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                _stderr().print(
+                    f"[bold red]error:[/bold red] unexpected {type(exc).__name__}: {message} "
+                    "(run with --verbose for details)", markup=True, highlight=False,
+                )
+                raise typer.Exit(EXIT_DATA) from None
+
+        del wrapper.__wrapped__  # typer must read the new signature, not fn's
+        wrapper.__signature__ = inspect.Signature([*own, *params])
+        wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{p.name: p.annotation for p in params}}
+        return wrapper
+
+    return decorate
+
+
+def _emit(common: Common, results) -> None:
+    """Render results in the chosen format to stdout or atomically to --output; warnings already on stderr."""
+    from . import render
+
+    fmt = common.output_format()
+    if fmt == "table":
+        if common.output is not None:
+            render.write_atomic(common.output, render.table_text(results))
+            return
+        from rich.console import Console
+
+        render.to_table(results, Console(highlight=False))
+        return
+    text = render.render(results, fmt)
+    if common.output is not None:
+        render.write_atomic(common.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _run(command: str, common: Common, **extra) -> None:
+    from .pipeline import run
+
+    fmt = common.output_format()  # a bad --format is a usage error before any work
+    del fmt
+    console = None if common.quiet else _stderr()
+    warn = (lambda m: console.print(f"[yellow]warning:[/yellow] {m}", markup=True, highlight=False)) if console else None
+    results = run(command, common.run_options(**extra), warn=warn)
+    _emit(common, results)
+
+
+METRIC = (DATA_OPTIONS, METRIC_OPTIONS, DIAGNOSTIC_OPTIONS)
+
+
+@app.command("in-treatment")
+@shared_options(*METRIC)
+def in_treatment(common: Common) -> None:
+    """Adults in treatment (all and by substance group) and young people, by LA, region and England.
+
+    Examples:
+
+      cdp-metrics in-treatment --la E08000033
+
+      cdp-metrics in-treatment --period-end 2023-09-30 --format csv -o in_treatment.csv
+    """
+    _run("in-treatment", common)
+
+
+@app.command("unmet-need")
+@shared_options(*METRIC)
+def unmet_need(common: Common) -> None:
+    """Unmet need: % of people estimated to need treatment (opiates/crack, alcohol) not in it.
+
+    Examples:
+
+      cdp-metrics unmet-need --la E08000033
+
+      cdp-metrics unmet-need --prevalence-year 2019-20 --format json | python -m json.tool
+    """
+    _run("unmet-need", common)
+
+
+@app.command("continuity")
+@shared_options(*METRIC)
+def continuity(common: Common) -> None:
+    """Continuity of care: % of prison leavers engaged in community treatment within 3 weeks of release.
+
+    Examples:
+
+      cdp-metrics continuity --la E08000033
+
+      cdp-metrics continuity --months 3 --format ndjson
+    """
+    _run("continuity", common)
+
+
+@app.command("deaths")
+@shared_options(*METRIC)
+def deaths(
+    common: Common,
+    reference_rates: Annotated[
+        Optional[Path],
+        typer.Option("--reference-rates", metavar="FILE", rich_help_panel=INPUT,
+                     help="CSV of England death rates (sex, age_band, rate) for an extract of one LA."),
+    ] = None,
+) -> None:
+    """Deaths in treatment (count and % of adults in treatment) and the indirectly standardised mortality ratio.
+
+    Examples:
+
+      cdp-metrics deaths --la E08000033
+
+      cdp-metrics deaths --data my_extract --reference-rates england_rates.csv --format json
+    """
+    _run("deaths", common, reference_rates=reference_rates)
+
+
+@app.command("completions")
+@shared_options(*METRIC)
+def completions(
+    common: Common,
+    representation_months: Annotated[
+        int,
+        typer.Option("--representation-months", min=0, max=24, rich_help_panel=PERIOD,
+                     help="Months without re-presentation after a successful discharge (PHOF: 6; 0: plain rate)."),
+    ] = 6,
+) -> None:
+    """Successful completions by substance group (PHOF form: no re-presentation within 6 months).
+
+    Examples:
+
+      cdp-metrics completions --la E08000033
+
+      cdp-metrics completions --representation-months 0 --format csv
+    """
+    _run("completions", common, representation_months=representation_months)
+
+
+@app.command("report")
+@shared_options(*METRIC)
+def report(
+    common: Common,
+    representation_months: Annotated[
+        int,
+        typer.Option("--representation-months", min=0, max=24, rich_help_panel=PERIOD,
+                     help="Months without re-presentation after a successful discharge (PHOF: 6; 0: plain rate)."),
+    ] = 6,
+    reference_rates: Annotated[
+        Optional[Path],
+        typer.Option("--reference-rates", metavar="FILE", rich_help_panel=INPUT,
+                     help="CSV of England death rates (sex, age_band, rate) for an extract of one LA."),
+    ] = None,
+) -> None:
+    """Every metric for one LA (--la) or all, read from the extract once.
+
+    Examples:
+
+      cdp-metrics report --la E08000033
+
+      cdp-metrics report --format json -o report.json
+    """
+    _run("report", common, representation_months=representation_months, reference_rates=reference_rates)
+
+
+@app.command("validate")
+@shared_options(DATA_OPTIONS, DIAGNOSTIC_OPTIONS)
+def validate(
+    common: Common,
+    format: Annotated[
+        Optional[str],
+        typer.Option("--format", "-f", metavar="table|json|csv", rich_help_panel=OUTPUT,
+                     help="Output format. Default: table on a terminal, else JSON."),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", metavar="FILE", rich_help_panel=OUTPUT, help="Write the report to FILE."),
+    ] = None,
+    rejects: Annotated[
+        Optional[Path],
+        typer.Option("--rejects", metavar="FILE", rich_help_panel=OUTPUT,
+                     help="Write every rejected row, with its reasons, to FILE (CSV)."),
+    ] = None,
+) -> None:
+    """List every input error (file, row, column, value, rule); exit 1 when there is any.
+
+    Examples:
+
+      cdp-metrics validate --data my_extract
+
+      cdp-metrics validate --data my_extract --format json --rejects rejected.csv
+    """
+    from . import checks
+
+    common.format, common.output = format, output
+    fmt = common.output_format(("table", "json", "csv"))
+    report = checks.check_extract(common.run_options(), rejects)
+    if fmt == "table" and output is None:
+        from rich.console import Console
+
+        checks.print_table(report, Console(highlight=False))
+    else:
+        from . import render
+
+        text = checks.table_text(report) if fmt == "table" else checks.render(report, fmt)
+        if output is not None:
+            render.write_atomic(output, text)
+        else:
+            sys.stdout.write(text)
+    if report.error_count:
+        raise typer.Exit(EXIT_DATA)
+
+
+@app.command("samples")
+def samples(
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder to write the extract into.")],
+    people: Annotated[int, typer.Option("--people", min=1, help="Number of people.")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")] = 1,
+    format: Annotated[str, typer.Option("--format", "-f", metavar="csv|parquet", help="File format.")] = "csv",
+    la: Annotated[
+        Optional[list[str]], typer.Option("--la", metavar="CODE", help="Only these LAs (repeatable). Default: all.")
+    ] = None,
+    end: Annotated[str, typer.Option("--end", metavar="YYYY-MM-DD", help="Last date of the extract.")] = "2024-03-31",
+    years: Annotated[int, typer.Option("--years", min=1, max=10, help="Years of history.")] = 3,
+) -> None:
+    """Write a synthetic NDTMS-style extract (episodes, prison releases, prevalence).
+
+    Examples:
+
+      cdp-metrics samples --out /tmp/extract --people 5000
+
+      cdp-metrics samples --out /tmp/national --people 1000000 --format parquet
+    """
+    try:
+        if format not in ("csv", "parquet"):
+            raise UsageError(f"--format {format}: must be csv or parquet")
+        end_date = _parse_date(end, "--end")
+        if la:
+            from .geography import check_la_codes
+
+            check_la_codes(list(la))
+        from .samples import generate
+
+        counts = generate(out, people=people, seed=seed, fmt=format, la_codes=la or None, end=end_date, years=years)
+    except CdpError as exc:
+        _stderr().print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    summary = ", ".join(f"{name}: {n:,} rows" for name, n in counts.items())
+    _stderr().print(f"wrote {out} ({summary})")
+
+
+def main() -> None:
+    """Console-script entry point: quiet on a closed pipe (e.g. `| head -1`)."""
+    try:
+        app()
+    except BrokenPipeError:
+        # Python flushes stdout at exit; point it at devnull so that flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+
+
+__all__ = ["app", "main", "EXIT_USAGE"]

@@ -1,0 +1,176 @@
+"""The code lists and table shapes of the data contract (v1), as plain Python.
+
+Nothing here imports polars, so the CLI can build its help text cheaply.
+Everything that reads, validates or derives data takes its code lists from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OPIATES = ("heroin", "methadone", "buprenorphine", "other_opiate")
+CRACK = "crack"
+OTHER_DRUGS = (
+    "cocaine",
+    "cannabis",
+    "amphetamine",
+    "benzodiazepine",
+    "ecstasy",
+    "ketamine",
+    "nps",
+    "other_drug",
+)
+ALCOHOL = "alcohol"
+SUBSTANCES = (*OPIATES, CRACK, *OTHER_DRUGS, ALCOHOL)
+
+SUCCESSFUL_DISCHARGES = (
+    "completed_drug_free",
+    "completed_alcohol_free",
+    "completed_occasional_user",
+)
+DIED = "client_died"
+OTHER_DISCHARGES = (
+    "transferred_community",
+    "transferred_custody",
+    "dropped_out",
+    "withdrawn_by_provider",
+    "declined_onward_referral",
+    "other",
+)
+DISCHARGE_REASONS = (*SUCCESSFUL_DISCHARGES, DIED, *OTHER_DISCHARGES)
+
+SEXES = ("M", "F", "X", "U")
+EXCLUSIONS = ("transferred_prison", "deported", "died", "hospital")
+PREVALENCE_CATEGORIES = ("ocu", "opiate_only", "crack_only", "opiate_and_crack", "alcohol")
+
+SUBSTANCE_GROUPS = ("opiate", "non_opiate_only", "non_opiate_and_alcohol", "alcohol_only")
+OCU_GROUPS = ("opiate_and_crack", "opiate_only", "crack_only")
+
+# Age bands of the mortality ratio's indirect standardisation (contract §4).
+AGE_BANDS = ((18, 29, "18-29"), (30, 39, "30-39"), (40, 49, "40-49"), (50, 64, "50-64"), (65, 120, "65+"))
+
+ENGLAND_CODE = "E92000001"
+ENGLAND_NAME = "England"
+LA_CODE_PATTERN = r"^E(06|08|09|10)[0-9]{6}$"
+ADULT_AGE = 18
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an input table."""
+
+    name: str
+    kind: str  # "id" | "string" | "la" | "date" | "age" | "number" | "year" | "code"
+    nullable: bool = False
+    required: bool = True  # must be present in the file's header
+    codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # file stem: episodes / prison_releases / prevalence
+    columns: tuple[Column, ...]
+    id_column: str | None = None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+EPISODES = Table(
+    "episodes",
+    (
+        Column("episode_id", "id"),
+        Column("client_id", "id"),
+        Column("la_code", "la"),
+        Column("sex", "code", codes=SEXES),
+        Column("age", "age"),
+        Column("substance_1", "code", codes=SUBSTANCES),
+        Column("substance_2", "code", nullable=True, required=False, codes=SUBSTANCES),
+        Column("substance_3", "code", nullable=True, required=False, codes=SUBSTANCES),
+        Column("referral_date", "date", nullable=True, required=False),
+        Column("triage_date", "date"),
+        Column("discharge_date", "date", nullable=True),
+        Column("discharge_reason", "code", nullable=True, codes=DISCHARGE_REASONS),
+    ),
+    id_column="episode_id",
+)
+
+RELEASES = Table(
+    "prison_releases",
+    (
+        Column("release_id", "id"),
+        Column("client_id", "id"),
+        Column("la_code", "la"),
+        Column("sex", "code", codes=SEXES),
+        Column("age", "age"),
+        Column("release_date", "date"),
+        Column("exclusion", "code", nullable=True, codes=EXCLUSIONS),
+    ),
+    id_column="release_id",
+)
+
+PREVALENCE = Table(
+    "prevalence",
+    (
+        Column("la_code", "la"),
+        Column("category", "code", codes=PREVALENCE_CATEGORIES),
+        Column("year", "year"),
+        Column("estimate", "number"),
+        Column("lower", "number", nullable=True, required=False),
+        Column("upper", "number", nullable=True, required=False),
+    ),
+)
+
+TABLES = {t.name: t for t in (EPISODES, RELEASES, PREVALENCE)}
+
+# Rule names used in error reports (file, row, column, value, rule).
+RULE_MISSING_COLUMN = "missing required column"
+RULE_NULL = "value required"
+RULE_DATE = "not an ISO date (YYYY-MM-DD)"
+RULE_CODE = "unknown code"
+RULE_LA = "malformed la_code (E06/E08/E09/E10 + 6 digits)"
+RULE_DUPLICATE = "repeated id"
+RULE_DISCHARGE_ORDER = "discharge_date before triage_date"
+RULE_REASON_WITHOUT_DATE = "discharge_reason without discharge_date"
+RULE_DATE_WITHOUT_REASON = "discharge_date without discharge_reason"
+RULE_AGE = "age not a whole number from 0 to 120"
+RULE_OCCASIONAL = "completed_occasional_user on an episode citing an opiate or crack"
+RULE_NUMBER = "not a non-negative number"
+RULE_YEAR = "not a year like 2019-20"
+RULE_DUPLICATE_ESTIMATE = "repeated la_code, category and year"
+
+METRICS = ("in_treatment", "unmet_need", "continuity", "deaths", "mortality_ratio", "completions")
+
+# Polarity: which direction of value is better (None for plain counts).
+POLARITY = {
+    "in_treatment": None,
+    "unmet_need": "low",
+    "continuity": "high",
+    "deaths": "low",
+    "mortality_ratio": "low",
+    "completions": "high",
+}
+
+ROW_FIELDS = (
+    "area_code",
+    "area_name",
+    "area_type",
+    "region_code",
+    "category",
+    "numerator",
+    "denominator",
+    "value",
+    "ci_lower",
+    "ci_upper",
+    "comparison",
+    "suppressed",
+)
+
+CONTRACT_VERSION_KEY = "contract"

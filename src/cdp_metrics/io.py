@@ -1,0 +1,126 @@
+"""Reading input tables (contract §1): CSV or Parquet by extension, columns selected early.
+
+`scan_table` returns a LazyFrame of the contract columns present in the file,
+renamed through the mapping when one is given, plus `_row` (1 = first data
+row). Types are not checked here: that is `validate`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .contract import Table
+from .errors import InputError
+from .mapping import Mapping
+
+ROW = "_row"
+EXTENSIONS = (".csv", ".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    table: Table
+
+    @property
+    def label(self) -> str:
+        return self.path.name
+
+
+def find_table_file(directory: Path, table: Table) -> Path | None:
+    """The file for `table` in `directory` (`episodes.csv`, `episodes.parquet`, ...), or None."""
+    found = [directory / f"{table.name}{ext}" for ext in EXTENSIONS if (directory / f"{table.name}{ext}").is_file()]
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise InputError(f"{directory}: more than one file for table {table.name} ({names}); keep one")
+    return found[0] if found else None
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _short_error(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _check_csv_shape(path: Path, n_fields: int) -> None:
+    """Fail on a CSV line with fewer or more fields than the header.
+
+    Polars fills a short line with nulls, which would turn a truncated row into
+    an open episode without a word. Lines holding a quote are left to the CSV
+    parser (a quoted field may hold a comma or span lines).
+    """
+    lines = pl.scan_csv(
+        path,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        new_columns=["line"],
+        infer_schema=False,
+        skip_rows=1,
+        encoding="utf8",
+    )
+    bad = (
+        lines.with_row_index("line_no", offset=2)
+        .filter(pl.col("line").is_not_null() & ~pl.col("line").str.contains('"', literal=True))
+        .filter(pl.col("line").str.count_matches(",", literal=True) != n_fields - 1)
+        .head(1)
+        .collect()
+    )
+    if bad.height:
+        line_no, line = bad.row(0)
+        count = line.count(",") + 1
+        raise InputError(
+            f"{path.name}: line {line_no}: {count} fields where the header has {n_fields} "
+            "(truncated or malformed line)"
+        )
+
+
+def read_header(path: Path) -> list[str]:
+    """Column names of a CSV or Parquet file; InputError when unreadable or empty."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if _is_parquet(path):
+            return list(pl.read_parquet_schema(path).keys())
+        if path.stat().st_size == 0:
+            raise InputError(f"{path.name}: empty file (no header row)")
+        return list(pl.scan_csv(path, infer_schema=False, encoding="utf8", n_rows=0).collect_schema().names())
+    except InputError:
+        raise
+    except Exception as exc:  # polars raises several kinds for a file it cannot parse
+        raise InputError(f"{path.name}: unreadable: {_short_error(exc)}") from exc
+
+
+def scan_table(source: Source, mapping: Mapping | None = None) -> pl.LazyFrame:
+    """LazyFrame of the contract columns of `source` (after renaming), plus `_row`."""
+    path, table = source.path, source.table
+    header = read_header(path)
+    renames = mapping.renames_for(header) if mapping else {}
+    present = {renames.get(h, h): h for h in header}
+    missing = [c.name for c in table.columns if c.required and c.name not in present]
+    if missing:
+        raise InputError(f"{path.name}: missing required column {', '.join(repr(m) for m in missing)}")
+    wanted = [c.name for c in table.columns if c.name in present]
+    if _is_parquet(path):
+        lf = pl.scan_parquet(path)
+    else:
+        _check_csv_shape(path, len(header))
+        lf = pl.scan_csv(path, infer_schema=False, encoding="utf8")
+    lf = lf.select([pl.col(present[name]).alias(name) for name in wanted])
+    return lf.with_row_index(ROW, offset=1)
+
+
+def collect_raw(lf: pl.LazyFrame, source: Source) -> pl.DataFrame:
+    """Collect a scanned table, turning parser failures into one-line InputErrors."""
+    try:
+        df = lf.collect()
+    except Exception as exc:
+        raise InputError(f"{source.label}: unreadable: {_short_error(exc)}") from exc
+    if df.height == 0:
+        raise InputError(f"{source.label}: empty input (no data rows)")
+    return df

@@ -1,0 +1,291 @@
+"""One path for data: read → validate → people and periods → metric → areas → Result.
+
+`Extract` reads and validates each table once and derives the people frame
+once, so a report of every metric costs one pass over the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+
+import polars as pl
+
+from . import areas, metrics
+from . import contract as c
+from .errors import InputError, UsageError
+from .geography import check_la_codes, lookup
+from .io import Source, find_table_file
+from .mapping import Mapping, load_mapping
+from .people import people_in_treatment
+from .periods import Period, last_month_end_on_or_before
+from .result import Result
+from .stats import z_for
+from .validate import Validated, format_error, validate
+
+BUNDLED_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Every option that shapes a metric run (the CLI's shared options, typed)."""
+
+    data: Path | None = None
+    episodes: Path | None = None
+    releases: Path | None = None
+    prevalence: Path | None = None
+    period_end: date | None = None
+    months: int = 12
+    prevalence_year: str | None = None
+    las: tuple[str, ...] = ()
+    confidence: float = 95.0
+    suppress: bool = True
+    strict: bool = False
+    mapping: Path | None = None
+    representation_months: int = 6
+    reference_rates: Path | None = None
+
+    def area_options(self) -> areas.Options:
+        return areas.Options(z=z_for(self.confidence), suppress=self.suppress, las=self.las)
+
+
+class Extract:
+    """The validated input tables, each read once, and what is derived from them."""
+
+    def __init__(self, options: RunOptions, warn: Callable[[str], None] | None = None):
+        self.options = options
+        self.warnings: list[str] = []
+        self._warn = warn
+        self._tables: dict[str, Validated] = {}
+        self.mapping: Mapping | None = load_mapping(options.mapping) if options.mapping else None
+        if options.months < 1:
+            raise UsageError(f"--months {options.months}: must be at least 1")
+        if options.representation_months < 0:
+            raise UsageError(f"--representation-months {options.representation_months}: must be 0 or more")
+
+    def warn(self, message: str) -> None:
+        """A warning about the data itself: carried by every result and shown once."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+            self.note(message)
+
+    def note(self, message: str) -> None:
+        """Show a diagnostic (on stderr, through the CLI's callback)."""
+        if self._warn:
+            self._warn(message)
+
+    # -- read and validate ------------------------------------------------------------
+    def source(self, table: c.Table) -> Source | None:
+        explicit = {"episodes": self.options.episodes, "prison_releases": self.options.releases,
+                    "prevalence": self.options.prevalence}[table.name]
+        if explicit is not None:
+            return Source(Path(explicit), table)
+        directory = Path(self.options.data) if self.options.data else BUNDLED_SAMPLE
+        if not directory.is_dir():
+            raise InputError(f"{directory}: no such data folder")
+        path = find_table_file(directory, table)
+        return Source(path, table) if path else None
+
+    def has(self, table: c.Table) -> bool:
+        return self.source(table) is not None
+
+    def table(self, table: c.Table) -> Validated:
+        if table.name not in self._tables:
+            source = self.source(table)
+            if source is None:
+                folder = self.options.data or BUNDLED_SAMPLE
+                raise InputError(f"{folder}: no {table.name}.csv or {table.name}.parquet (or pass --{_flag(table)})")
+            checked = validate(source, self.mapping)
+            if not checked.errors.is_empty():
+                if self.options.strict:
+                    first = format_error(checked.errors.row(0, named=True))
+                    more = checked.errors.height - 1
+                    tail = f" (+{more:,} more; run `cdp-metrics validate` to list them)" if more else ""
+                    raise InputError(f"{first}{tail}")
+                self.warn(checked.summary())
+            self._tables[table.name] = checked
+        return self._tables[table.name]
+
+    def frame(self, table: c.Table) -> pl.LazyFrame:
+        return self.table(table).frame.lazy()
+
+    def validated(self) -> list[Validated]:
+        return list(self._tables.values())
+
+    # -- periods and people ---------------------------------------------------------------
+    @cached_property
+    def extract_end(self) -> date:
+        """The latest date found in the extract's valid episodes and releases."""
+        ends = []
+        for table in (c.EPISODES, c.RELEASES):
+            if table is c.EPISODES or self.has(table):
+                dates = [col.name for col in table.columns if col.kind == "date"]
+                ends.append(self.table(table).frame.select(pl.max_horizontal(pl.col(dates).max())).item())
+        ends = [d for d in ends if d is not None]
+        if not ends:
+            raise InputError("no valid dated rows in the extract")
+        return max(ends)
+
+    @cached_property
+    def period(self) -> Period:
+        end = self.options.period_end or last_month_end_on_or_before(self.extract_end)
+        return Period.ending(end, self.options.months)
+
+    @cached_property
+    def people(self) -> pl.LazyFrame:
+        return people_in_treatment(self.frame(c.EPISODES), self.period).collect().lazy()
+
+    def check_las(self) -> None:
+        """Exit 2 for an --la code that is neither in the lookup nor in the data."""
+        if not self.options.las:
+            return
+        in_data = set(self.table(c.EPISODES).frame["la_code"].unique()) if self.has(c.EPISODES) else set()
+        check_la_codes(list(self.options.las), in_data)
+
+    def warn_unknown_las(self, la_codes: pl.Series) -> None:
+        unknown = sorted(set(la_codes.unique().drop_nulls()) - set(lookup()["la_code"]))
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            self.warn(
+                f"{len(unknown)} LA code(s) not in the shipped ONS lookup ({shown}): "
+                "they count towards England but have no name or region"
+            )
+
+
+def _flag(table: c.Table) -> str:
+    return {"episodes": "episodes", "prison_releases": "releases", "prevalence": "prevalence"}[table.name]
+
+
+# -- one function per metric: Extract → Result -------------------------------------------------
+
+
+def _result(extract: Extract, metric: str, la_rows: pl.DataFrame, kind: areas.Kind, categories: tuple[str, ...],
+            *, sums: tuple[str, ...] = ("numerator", "denominator"), all_of: tuple[str, ...] = (),
+            denominator_is_count: bool = True, england: pl.DataFrame | None = None,
+            warnings: list[str] | tuple[str, ...] = ()) -> Result:
+    """Roll LA rows up to regions and England and finish them into a Result."""
+    extract.warn_unknown_las(la_rows["la_code"])
+    rolled = areas.rollup(la_rows, list(sums), list(all_of))
+    notes = list(warnings)
+    if kind == "unmet":
+        for row in rolled.filter(pl.col("numerator") > pl.col("denominator")).iter_rows(named=True):
+            notes.append(f"{row['area_name'] or row['area_code']} {row['category']}: adults in treatment "
+                         f"({row['numerator']}) exceed the prevalence estimate ({row['denominator']:g}); "
+                         "unmet need is negative and has no interval")
+    rows = areas.finish(rolled, metric, kind, extract.options.area_options(), categories,
+                        denominator_is_count=denominator_is_count, england=england)
+    for note in notes:
+        extract.note(note)
+    return Result(metric, extract.period, rows, [*extract.warnings, *notes], extract.options.confidence)
+
+
+def in_treatment(extract: Extract) -> list[Result]:
+    la = metrics.in_treatment(extract.people)
+    return [_result(extract, "in_treatment", la, "count", metrics.IN_TREATMENT_CATEGORIES)]
+
+
+def unmet_need(extract: Extract) -> list[Result]:
+    prevalence = extract.frame(c.PREVALENCE)
+    year = extract.options.prevalence_year
+    if year is not None:
+        years = sorted(extract.table(c.PREVALENCE).frame["year"].unique().drop_nulls())
+        if year not in years:
+            raise UsageError(f"--prevalence-year {year}: no estimates for that year (found: {', '.join(years)})")
+    la = metrics.unmet_need(extract.people, metrics.select_prevalence(prevalence, year))
+    warnings = []
+    if extract.options.confidence != 95.0 and la["has_range"].any():
+        warnings.append("prevalence ranges are published at 95%: where an estimate has one, it is the interval "
+                        "shown whatever --confidence says")
+    return [_result(extract, "unmet_need", la, "unmet", c.PREVALENCE_CATEGORIES,
+                    sums=("numerator", "denominator", "lower", "upper"), all_of=("has_range",),
+                    denominator_is_count=False, warnings=warnings)]
+
+
+def continuity(extract: Extract) -> list[Result]:
+    releases = extract.frame(c.RELEASES)
+    la = metrics.continuity(releases, extract.frame(c.EPISODES), extract.period)
+    warnings = _provisional(extract, metrics.last_window_end(releases, extract.period),
+                            "a release's 21-day engagement window")
+    return [_result(extract, "continuity", la, "proportion", ("all",), warnings=warnings)]
+
+
+def deaths(extract: Extract) -> list[Result]:
+    period = extract.period
+    la = metrics.deaths(extract.people, period)
+    result = _result(extract, "deaths", la, "proportion", metrics.GROUP_CATEGORIES)
+    strata = metrics.death_strata(extract.people, period)
+    rates, rate_warnings = _reference_rates(extract, strata)
+    ratio = metrics.mortality_ratio(strata, rates)
+    # The benchmark is the standard population, whose ratio is 100 by definition.
+    england = pl.DataFrame({"category": ["all"], "value": [100.0]})
+    mortality = _result(extract, "mortality_ratio", ratio, "ratio", ("all",), denominator_is_count=False,
+                        england=england, warnings=rate_warnings)
+    return [result, mortality]
+
+
+def completions(extract: Extract) -> list[Result]:
+    months = extract.options.representation_months
+    la = metrics.completions(extract.people, extract.frame(c.EPISODES), extract.period, months)
+    window_end = metrics.last_representation_window_end(extract.people, extract.period, months)
+    warnings = _provisional(extract, window_end, f"a completion's {months}-month re-presentation window")
+    return [_result(extract, "completions", la, "proportion", metrics.GROUP_CATEGORIES, warnings=warnings)]
+
+
+def _provisional(extract: Extract, window_end: date | None, what: str) -> list[str]:
+    if window_end is None or window_end <= extract.extract_end:
+        return []
+    return [f"provisional: {what} runs to {window_end.isoformat()}, after the extract's last date "
+            f"({extract.extract_end.isoformat()})"]
+
+
+def _reference_rates(extract: Extract, strata: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """England rates from the extract, or from --reference-rates (sex, age_band, rate)."""
+    path = extract.options.reference_rates
+    if path is None:
+        return metrics.england_rates(strata), []
+    try:
+        rates = pl.read_csv(path, schema_overrides={"sex": pl.String, "age_band": pl.String, "rate": pl.Float64})
+    except Exception as exc:
+        raise InputError(f"{path}: unreadable reference rates: {str(exc).splitlines()[0]}") from exc
+    missing = {"sex", "age_band", "rate"} - set(rates.columns)
+    if missing:
+        raise InputError(f"{path}: missing required column {', '.join(sorted(missing))}")
+    bands = [label for _, _, label in c.AGE_BANDS]
+    bad = rates.with_row_index("row", offset=1).filter(
+        ~pl.col("sex").is_in(c.SEXES) | ~pl.col("age_band").is_in(bands) | ~pl.col("rate").is_between(0, 1)
+        | pl.col("rate").is_null()
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise InputError(f"{path}: row {row['row']}: sex {row['sex']!r}, age_band {row['age_band']!r}, "
+                         f"rate {row['rate']!r}: sex must be M/F/X/U, age_band one of {', '.join(bands)}, "
+                         "rate a proportion from 0 to 1")
+    needed = strata.select("sex", "age_band").unique().join(rates, on=["sex", "age_band"], how="anti")
+    warnings = []
+    if needed.height:
+        shown = ", ".join(f"{s}/{b}" for s, b in needed.sort("sex", "age_band").iter_rows())
+        warnings.append(f"{path}: no reference rate for {shown}: those adults add no expected deaths")
+    return rates.select("sex", "age_band", "rate"), warnings
+
+
+COMMANDS: dict[str, tuple[Callable[[Extract], list[Result]], ...]] = {
+    "in-treatment": (in_treatment,),
+    "unmet-need": (unmet_need,),
+    "continuity": (continuity,),
+    "deaths": (deaths,),
+    "completions": (completions,),
+    "report": (in_treatment, unmet_need, continuity, deaths, completions),
+}
+
+
+def run(command: str, options: RunOptions, warn: Callable[[str], None] | None = None) -> list[Result]:
+    """Run one command's metrics over one read of the extract."""
+    extract = Extract(options, warn)
+    extract.check_las()
+    results: list[Result] = []
+    for step in COMMANDS[command]:
+        results.extend(step(extract))
+    return results

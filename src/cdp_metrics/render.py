@@ -1,0 +1,186 @@
+"""Output (contract §6): a Rich table for people; JSON, NDJSON and CSV for machines.
+
+Data goes to stdout or, atomically, to a file; diagnostics never come here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .contract import CONTRACT_VERSION_KEY, ROW_FIELDS
+from .result import Result
+
+FORMATS = ("table", "json", "ndjson", "csv")
+TITLES = {
+    "in_treatment": "Numbers in treatment",
+    "unmet_need": "Unmet need",
+    "continuity": "Continuity of care (prison leavers engaged within 3 weeks)",
+    "deaths": "Deaths in treatment",
+    "mortality_ratio": "Mortality ratio (indirectly standardised)",
+    "completions": "Successful completions",
+}
+CATEGORY_LABELS = {
+    "all": "All adults",
+    "opiate": "Opiate",
+    "non_opiate_only": "Non-opiate only",
+    "non_opiate_and_alcohol": "Non-opiate and alcohol",
+    "alcohol_only": "Alcohol only",
+    "young_people": "Young people (<18)",
+    "ocu": "Opiates and/or crack (OCU)",
+    "opiate_only": "Opiates only",
+    "crack_only": "Crack only",
+    "opiate_and_crack": "Opiates and crack",
+    "alcohol": "Alcohol",
+}
+COMPARISON_STYLE = {"better": "bold green", "worse": "bold red", "similar": "yellow"}
+COMPARISON_MARK = {"better": "▲ better", "worse": "▼ worse", "similar": "● similar"}
+
+
+def to_json(results: list[Result]) -> str:
+    if len(results) == 1:
+        document = results[0].as_json()
+    else:
+        document = {CONTRACT_VERSION_KEY: 1, "results": [r.as_json() for r in results]}
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def _flat_rows(results: list[Result]) -> tuple[list[str], list[dict]]:
+    several = len(results) > 1
+    fields = (["metric"] if several else []) + list(ROW_FIELDS)
+    rows = []
+    for result in results:
+        for row in result.row_dicts():
+            rows.append({"metric": result.metric, **row} if several else row)
+    return fields, rows
+
+
+def to_ndjson(results: list[Result]) -> str:
+    _, rows = _flat_rows(results)
+    return "".join(json.dumps(row, allow_nan=False) + "\n" for row in rows)
+
+
+def to_csv(results: list[Result]) -> str:
+    fields, rows = _flat_rows(results)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _num(value: float | int | None, decimals: int = 1) -> str:
+    if value is None:
+        return "*"
+    if isinstance(value, int) or float(value).is_integer() and decimals == 0:
+        return f"{int(value):,}"
+    return f"{value:,.{decimals}f}"
+
+
+def _ci(row: dict) -> str:
+    if row["suppressed"]:
+        return "*"
+    if row["ci_lower"] is None or row["ci_upper"] is None:
+        return "–"
+    return f"{row['ci_lower']:.1f} – {row['ci_upper']:.1f}"
+
+
+def to_table(results: list[Result], console) -> None:
+    """Print one Rich table per metric, rows grouped by category."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    for result in results:
+        count = result.metric == "in_treatment"
+        table = Table(
+            title=f"{TITLES[result.metric]} — {result.period}",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_lines=False,
+        )
+        table.add_column("Category")
+        table.add_column("Area")
+        if count:
+            table.add_column("People", justify="right")
+        else:
+            table.add_column("Numerator", justify="right")
+            table.add_column("Denominator", justify="right")
+            table.add_column("Value", justify="right")
+            table.add_column(f"{result.confidence:g}% CI", justify="right")
+            table.add_column("vs England")
+        previous = None
+        for row in result.row_dicts():
+            category = row["category"]
+            label = CATEGORY_LABELS.get(category, category) if category != previous else ""
+            if previous is not None and category != previous:
+                table.add_section()
+            previous = category
+            name = row["area_name"] or row["area_code"]
+            area = Text(name, style="bold" if row["area_type"] != "la" else "")
+            if row["area_type"] == "region":
+                area = Text(f"{name} (region)")
+            if count:
+                table.add_row(label, area, _num(row["numerator"], 0))
+                continue
+            denominator = row["denominator"]
+            decimals = 0 if isinstance(denominator, int) else 1
+            comparison = row["comparison"]
+            verdict = (
+                Text(COMPARISON_MARK[comparison], style=COMPARISON_STYLE[comparison]) if comparison else Text("")
+            )
+            table.add_row(
+                label,
+                area,
+                _num(row["numerator"], 0),
+                _num(denominator, decimals),
+                _num(row["value"]),
+                _ci(row),
+                verdict,
+            )
+        console.print(table)
+        for warning in result.warnings:
+            console.print(f"[dim]note: {warning}[/dim]", highlight=False)
+
+
+def render(results: list[Result], fmt: str) -> str:
+    """The text of `results` in a machine format (json, ndjson or csv)."""
+    return {"json": to_json, "ndjson": to_ndjson, "csv": to_csv}[fmt](results)
+
+
+def table_text(results: list[Result], width: int = 120) -> str:
+    """The table format as plain text (for --output FILE with --format table)."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    to_table(results, Console(file=buffer, width=width, no_color=True, force_terminal=False))
+    return buffer.getvalue()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: all or nothing."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,31 @@
+"""A metric's result: its period, rows (contract §6 row fields) and warnings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from .contract import CONTRACT_VERSION_KEY, ROW_FIELDS
+from .periods import Period
+
+
+@dataclass
+class Result:
+    metric: str
+    period: Period
+    rows: pl.DataFrame  # ROW_FIELDS, in order
+    warnings: list[str] = field(default_factory=list)
+    confidence: float = 95.0  # level of the intervals (shown in tables; not part of the JSON)
+
+    def row_dicts(self) -> list[dict]:
+        return self.rows.select(ROW_FIELDS).to_dicts()
+
+    def as_json(self) -> dict:
+        return {
+            "metric": self.metric,
+            CONTRACT_VERSION_KEY: 1,
+            "period": self.period.as_json(),
+            "warnings": list(self.warnings),
+            "rows": self.row_dicts(),
+        }
