@@ -78,7 +78,8 @@ def _value_and_interval(kind: Kind, z: float) -> list[pl.Expr]:
     num, den = pl.col("numerator"), pl.col("denominator")
     if kind == "count":
         null = pl.lit(None, dtype=pl.Float64)
-        return [num.alias("value"), null.alias("ci_lower"), null.alias("ci_upper")]
+        return [num.alias("value"), null.alias("ci_lower"), null.alias("ci_upper"),
+                pl.lit(None, dtype=pl.Int64).alias("denominator")]
     if kind == "proportion":
         lo, hi = wilson_exprs(num, den, z)
         return [(100 * num / den).alias("value"), (100 * lo).alias("ci_lower"), (100 * hi).alias("ci_upper")]

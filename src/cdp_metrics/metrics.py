@@ -20,9 +20,10 @@ CONTINUITY_DAYS = 21
 _LA_COLUMNS = ["la_code", "category", "numerator", "denominator"]
 
 
-def _by_group(people: pl.LazyFrame, numerator: pl.Expr, denominator: pl.Expr) -> pl.LazyFrame:
-    """Numerator and denominator per LA for `all` and each substance group."""
-    aggs = [numerator.sum().cast(pl.Int64).alias("numerator"), denominator.sum().cast(pl.Int64).alias("denominator")]
+def _by_group(people: pl.LazyFrame, numerator: pl.Expr) -> pl.LazyFrame:
+    """Per LA, for `all` and each substance group: people meeting `numerator` over people."""
+    aggs = [numerator.fill_null(False).sum().cast(pl.Int64).alias("numerator"),
+            pl.len().cast(pl.Int64).alias("denominator")]
     everyone = people.group_by("la_code").agg(aggs).with_columns(pl.lit("all").alias("category"))
     groups = people.group_by("la_code", pl.col("substance_group").cast(pl.String).alias("category")).agg(aggs)
     return pl.concat([everyone.select(_LA_COLUMNS), groups.select(_LA_COLUMNS)])
@@ -38,8 +39,9 @@ def in_treatment(people: pl.LazyFrame) -> pl.DataFrame:
         .with_columns(pl.lit("young_people").alias("category"), pl.lit(None, dtype=pl.Int64).alias("denominator"))
         .select(_LA_COLUMNS)
     )
-    counts = _by_group(adults, pl.lit(1), pl.lit(None, dtype=pl.Int64)).with_columns(
-        pl.lit(None, dtype=pl.Int64).alias("denominator")
+    # a count: the number of people is the numerator, and there is no denominator
+    counts = _by_group(adults, pl.lit(True)).with_columns(
+        pl.col("denominator").alias("numerator"), pl.lit(None, dtype=pl.Int64).alias("denominator")
     )
     return pl.concat([counts, young]).collect()
 
@@ -135,7 +137,7 @@ def _died(period: Period) -> pl.Expr:
 def deaths(people: pl.LazyFrame, period: Period) -> pl.DataFrame:
     """Adults whose index episode ended in death by the period end, over adults in treatment."""
     adults = people.filter(pl.col("adult"))
-    return _by_group(adults, _died(period), pl.lit(1)).collect()
+    return _by_group(adults, _died(period)).collect()
 
 
 def age_band() -> pl.Expr:
@@ -215,7 +217,7 @@ def completions(
         adults = adults.join(returned, on="client_id", how="left").with_columns(
             (pl.col("_success") & pl.col("_returned").is_null()).alias("_success")
         )
-    return _by_group(adults, pl.col("_success"), pl.lit(1)).collect()
+    return _by_group(adults, pl.col("_success")).collect()
 
 
 def last_representation_window_end(people: pl.LazyFrame, period: Period, representation_months: int) -> date | None:

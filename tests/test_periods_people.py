@@ -1,0 +1,157 @@
+"""Contract §3: period arithmetic, people not episodes, index episodes, adults and young people."""
+
+from datetime import date
+
+import pytest
+
+from cdp_metrics.periods import Period, add_months, last_month_end_on_or_before
+from conftest import CALDERDALE, ENGLAND, LEEDS, YORKSHIRE, cli, episode, row, rows_of, write_extract
+
+END = "2023-09-30"  # period 2022-10-01 to 2023-09-30
+
+
+@pytest.mark.parametrize(
+    "start, months, expected",
+    [
+        (date(2023, 8, 31), 6, date(2024, 2, 29)),  # leap year: clamps to 29 Feb
+        (date(2022, 8, 31), 6, date(2023, 2, 28)),
+        (date(2023, 9, 30), -12, date(2022, 9, 30)),
+        (date(2024, 2, 29), -12, date(2023, 2, 28)),
+        (date(2023, 1, 31), 1, date(2023, 2, 28)),
+        (date(2023, 12, 15), 1, date(2024, 1, 15)),
+        (date(2023, 3, 31), -1, date(2023, 2, 28)),
+    ],
+)
+def test_add_months_clamps_to_month_end(start, months, expected):
+    assert add_months(start, months) == expected
+
+
+@pytest.mark.parametrize(
+    "end, months, start",
+    [
+        (date(2023, 9, 30), 12, date(2022, 10, 1)),  # the contract's example
+        (date(2024, 2, 29), 12, date(2023, 3, 1)),  # 2023-02-28 + 1 day
+        (date(2023, 9, 30), 3, date(2023, 7, 1)),
+        (date(2023, 3, 31), 1, date(2023, 3, 1)),
+        (date(2022, 3, 31), 12, date(2021, 4, 1)),
+    ],
+)
+def test_period_start(end, months, start):
+    assert Period.ending(end, months) == Period(start, end)
+
+
+def test_last_month_end():
+    assert last_month_end_on_or_before(date(2023, 10, 15)) == date(2023, 9, 30)
+    assert last_month_end_on_or_before(date(2023, 9, 30)) == date(2023, 9, 30)
+    assert last_month_end_on_or_before(date(2024, 3, 1)) == date(2024, 2, 29)
+
+
+def in_treatment(folder, *args):
+    return rows_of(cli("in-treatment", "--data", folder, "--no-suppress", "-f", "json", *args))
+
+
+def count(rows, area=CALDERDALE, category="all"):
+    found = [r for r in rows if r["area_code"] == area and r["category"] == category]
+    return found[0]["numerator"] if found else 0
+
+
+def test_period_boundaries_are_inclusive(extract_dir):
+    write_extract(
+        extract_dir,
+        [
+            episode("OUT-BEFORE", "2022-01-01", discharge_date="2022-09-30", discharge_reason="dropped_out"),
+            episode("OUT-AFTER", "2023-10-01"),
+            episode("IN-FIRST-DAY", "2022-01-01", discharge_date="2022-10-01", discharge_reason="dropped_out"),
+            episode("IN-LAST-DAY", "2023-09-30"),
+            episode("IN-OPEN", "2019-05-05"),
+            episode("IN-SPANNING", "2022-01-01", discharge_date="2024-01-01", discharge_reason="dropped_out"),
+        ],
+    )
+    rows = in_treatment(extract_dir, "--period-end", END)
+    # IN-FIRST-DAY, IN-LAST-DAY, IN-OPEN and IN-SPANNING; not the two outside the period
+    assert count(rows) == 4
+
+
+def test_people_not_episodes_and_groups_from_the_union(extract_dir):
+    write_extract(
+        extract_dir,
+        [
+            # one person, two in-period episodes: alcohol then heroin -> one opiate client
+            episode("P1", "2022-11-01", substance_1="alcohol", discharge_date="2022-12-01",
+                    discharge_reason="dropped_out"),
+            episode("P1", "2023-02-01", substance_1="heroin"),
+            # alcohol then cannabis -> non-opiate and alcohol
+            episode("P2", "2022-11-01", substance_1="alcohol", discharge_date="2022-12-01",
+                    discharge_reason="dropped_out"),
+            episode("P2", "2023-02-01", substance_1="cannabis"),
+            # crack counts as other drug: crack + alcohol -> non-opiate and alcohol
+            episode("P3", "2023-02-01", substance_1="crack", substance_3="alcohol"),
+            # an out-of-period opiate episode does not make an opiate client
+            episode("P4", "2020-01-01", substance_1="heroin", discharge_date="2020-06-01",
+                    discharge_reason="dropped_out"),
+            episode("P4", "2023-02-01", substance_1="alcohol"),
+            episode("P5", "2023-02-01", substance_1="cocaine"),
+        ],
+    )
+    rows = in_treatment(extract_dir, "--period-end", END)
+    assert count(rows) == 5
+    assert count(rows, category="opiate") == 1
+    assert count(rows, category="non_opiate_and_alcohol") == 2
+    assert count(rows, category="alcohol_only") == 1
+    assert count(rows, category="non_opiate_only") == 1
+
+
+def test_index_episode_latest_triage_then_greatest_episode_id(extract_dir):
+    write_extract(
+        extract_dir,
+        [
+            # moved LA: the later episode (Leeds) is the index
+            episode("MOVER", "2022-11-01", la_code=CALDERDALE, episode_id="A1", discharge_date="2023-01-01",
+                    discharge_reason="transferred_community"),
+            episode("MOVER", "2023-01-02", la_code=LEEDS, episode_id="A2"),
+            # same triage date: the greatest episode_id ("B9" > "B10" as text) is the index
+            episode("TIE", "2023-03-01", la_code=LEEDS, episode_id="B10"),
+            episode("TIE", "2023-03-01", la_code=CALDERDALE, episode_id="B9"),
+        ],
+    )
+    rows = in_treatment(extract_dir, "--period-end", END)
+    assert count(rows, CALDERDALE) == 1  # TIE
+    assert count(rows, LEEDS) == 1  # MOVER
+    assert count(rows, YORKSHIRE) == 2
+    assert count(rows, ENGLAND) == 2
+
+
+def test_young_people_by_age_on_the_index_episode(extract_dir):
+    write_extract(
+        extract_dir,
+        [
+            episode("Y1", "2023-01-01", age=17, substance_1="cannabis"),
+            episode("Y2", "2023-01-01", age=0, substance_1="cannabis"),
+            # 17 on an earlier episode, 18 on the index: an adult
+            episode("A1", "2022-11-01", age=17, substance_1="cannabis", discharge_date="2022-12-01",
+                    discharge_reason="dropped_out"),
+            episode("A1", "2023-01-01", age=18, substance_1="cannabis"),
+        ],
+    )
+    rows = in_treatment(extract_dir, "--period-end", END)
+    assert count(rows, category="young_people") == 2
+    assert count(rows, category="all") == 1
+    assert count(rows, category="non_opiate_only") == 1
+    # young people are not in any adult category, and counts carry no interval or comparison
+    r = row(rows, CALDERDALE, "young_people")
+    assert r["denominator"] is None and r["ci_lower"] is None and r["comparison"] is None
+    assert r["value"] == 2
+
+
+def test_default_period_end_is_last_month_end_in_the_extract(extract_dir):
+    write_extract(extract_dir, [episode("P1", "2023-01-01"), episode("P2", "2023-10-15")])
+    run = cli("in-treatment", "--data", extract_dir, "-f", "json", "--no-suppress")
+    assert run.json["period"] == {"start": "2022-10-01", "end": "2023-09-30"}
+    assert count(run.json["rows"]) == 1  # P2 starts after the period
+
+
+def test_rows_only_for_non_zero_counts(extract_dir):
+    write_extract(extract_dir, [episode("P1", "2023-01-01", substance_1="heroin")])
+    rows = in_treatment(extract_dir, "--period-end", END)
+    assert {r["category"] for r in rows} == {"all", "opiate"}
+    assert [r["area_type"] for r in rows if r["category"] == "all"] == ["la", "region", "england"]
