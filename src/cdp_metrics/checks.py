@@ -78,7 +78,9 @@ def rejected_rows_csv(tables: list[Validated]) -> str:
         return "file,row,reasons\n"
     combined = pl.concat(frames, how="diagonal")
     first = ["file", "row", "reasons"]
-    return combined.select(first + [col for col in combined.columns if col not in first]).write_csv()
+    # Client ids never reach any output: the row number and episode/release id locate the row.
+    rest = [col for col in combined.columns if col not in first and col != "client_id"]
+    return combined.select(first + rest).write_csv()
 
 
 def render(report: CheckReport, fmt: str) -> str:

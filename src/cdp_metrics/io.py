@@ -109,7 +109,14 @@ def scan_table(source: Source, mapping: Mapping | None = None) -> pl.LazyFrame:
     if _is_parquet(path):
         lf = pl.scan_parquet(path)
     else:
-        _check_csv_shape(path, len(header))
+        try:
+            _check_csv_shape(path, len(header))
+        except pl.exceptions.NoDataError as exc:
+            raise InputError(f"{path.name}: empty input (no data rows)") from exc
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"{path.name}: unreadable: {_short_error(exc)}") from exc
         lf = pl.scan_csv(path, infer_schema=False, encoding="utf8")
     lf = lf.select([pl.col(present[name]).alias(name) for name in wanted])
     return lf.with_row_index(ROW, offset=1)

@@ -1,0 +1,290 @@
+"""Every input-error rule of contract §1, in default and --strict modes, and the validate command."""
+
+import csv
+import json
+
+import polars as pl
+import pytest
+
+from conftest import CALDERDALE, cli, episode, estimate, release, row, rows_of, write_extract, write_table
+from cdp_metrics.contract import EPISODES, PREVALENCE, RELEASES
+
+END = "2023-09-30"
+GOOD = [episode(f"G{i}", "2023-01-01", episode_id=f"GOOD{i}") for i in range(6)]
+
+
+def bad_episode(**fields):
+    fields = {"client_id": "BAD", "triage_date": "2023-02-01", "episode_id": "BADEP", **fields}
+    return episode(fields.pop("client_id"), fields.pop("triage_date"), **fields)
+
+
+# (bad row, column reported, value reported, rule fragment)
+EPISODE_CASES = {
+    "unparseable date": (bad_episode(triage_date="2023-02-30"), "triage_date", "2023-02-30", "ISO date"),
+    "non-ISO date": (bad_episode(triage_date="01/02/2023"), "triage_date", "01/02/2023", "ISO date"),
+    "unpadded date": (bad_episode(triage_date="2023-2-1"), "triage_date", "2023-2-1", "ISO date"),
+    "bad referral date": (bad_episode(referral_date="yesterday"), "referral_date", "yesterday", "ISO date"),
+    "unknown sex": (bad_episode(sex="Q"), "sex", "Q", "unknown code"),
+    "lower-case sex": (bad_episode(sex="m"), "sex", "m", "unknown code"),
+    "unknown substance": (bad_episode(substance_1="coke"), "substance_1", "coke", "unknown code"),
+    "unknown substance_3": (bad_episode(substance_3="glue"), "substance_3", "glue", "unknown code"),
+    "unknown discharge": (
+        bad_episode(discharge_date="2023-03-01", discharge_reason="finished"), "discharge_reason", "finished",
+        "unknown code"),
+    "null client": (bad_episode(client_id=""), "client_id", None, "value required"),
+    "null episode id": (bad_episode(episode_id=""), "episode_id", None, "value required"),
+    "null la": (bad_episode(la_code=""), "la_code", None, "value required"),
+    "null sex": (bad_episode(sex=""), "sex", None, "value required"),
+    "null age": (bad_episode(age=""), "age", None, "value required"),
+    "null substance_1": (bad_episode(substance_1=""), "substance_1", None, "value required"),
+    "null triage": (bad_episode(triage_date=""), "triage_date", None, "value required"),
+    "short la": (bad_episode(la_code="E0800003"), "la_code", "E0800003", "malformed la_code"),
+    "welsh la": (bad_episode(la_code="W06000001"), "la_code", "W06000001", "malformed la_code"),
+    "district la": (bad_episode(la_code="E07000001"), "la_code", "E07000001", "malformed la_code"),
+    "discharge before triage": (
+        bad_episode(discharge_date="2023-01-31", discharge_reason="dropped_out"), "discharge_date", "2023-01-31",
+        "discharge_date before triage_date"),
+    "reason without date": (bad_episode(discharge_reason="dropped_out"), "discharge_reason", "dropped_out",
+                            "discharge_reason without discharge_date"),
+    "date without reason": (bad_episode(discharge_date="2023-03-01"), "discharge_date", "2023-03-01",
+                            "discharge_date without discharge_reason"),
+    "age text": (bad_episode(age="abc"), "age", "abc", "whole number from 0 to 120"),
+    "age negative": (bad_episode(age="-1"), "age", "-1", "whole number from 0 to 120"),
+    "age too old": (bad_episode(age="121"), "age", "121", "whole number from 0 to 120"),
+    "age fraction": (bad_episode(age="34.5"), "age", "34.5", "whole number from 0 to 120"),
+    "occasional user on opiate": (
+        bad_episode(substance_1="heroin", discharge_date="2023-03-01", discharge_reason="completed_occasional_user"),
+        "discharge_reason", "completed_occasional_user", "opiate or crack"),
+    "occasional user citing crack": (
+        bad_episode(substance_1="cannabis", substance_3="crack", discharge_date="2023-03-01",
+                    discharge_reason="completed_occasional_user"),
+        "discharge_reason", "completed_occasional_user", "opiate or crack"),
+}
+
+
+@pytest.mark.parametrize("case", list(EPISODE_CASES))
+def test_episode_rule_default_mode_leaves_row_out(extract_dir, case):
+    bad, column, value, rule = EPISODE_CASES[case]
+    write_extract(extract_dir, [*GOOD, bad])
+    run = cli("in-treatment", "--data", extract_dir, "--period-end", END, "-f", "json")
+    assert run.exit_code == 0, run.stderr
+    assert row(rows_of(run), CALDERDALE)["numerator"] == 6  # the bad row is left out
+    # one summary line on stderr naming the file, the row, the column, the value and the rule
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, run.stderr
+    assert "episodes.csv" in lines[0] and "1 of 7 rows rejected" in lines[0]
+    assert f"row 7, column {column}" in lines[0] and rule in lines[0]
+    assert "Traceback" not in run.stderr
+    assert any("rejected" in w for w in run.json["warnings"])
+
+
+@pytest.mark.parametrize("case", list(EPISODE_CASES))
+def test_episode_rule_strict_mode_exits_1(extract_dir, case):
+    bad, column, value, rule = EPISODE_CASES[case]
+    write_extract(extract_dir, [*GOOD, bad])
+    run = cli("in-treatment", "--data", extract_dir, "--period-end", END, "-f", "json", "--strict")
+    assert run.exit_code == 1
+    assert run.stdout == ""
+    shown = "null" if value is None else repr(value)
+    assert f"episodes.csv: row 7, column {column}, value {shown}:" in run.stderr
+    assert rule in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", list(EPISODE_CASES))
+def test_validate_lists_the_error(extract_dir, case):
+    bad, column, value, rule = EPISODE_CASES[case]
+    write_extract(extract_dir, [*GOOD, bad])
+    run = cli("validate", "--data", extract_dir, "-f", "json")
+    assert run.exit_code == 1
+    doc = run.json
+    matching = [e for e in doc["errors"] if e["row"] == 7 and e["column"] == column and rule in e["rule"]]
+    assert len(matching) == 1 and matching[0]["value"] == value
+    assert matching[0]["file"].endswith("episodes.csv")
+    (summary,) = doc["tables"]
+    assert summary["rows_read"] == summary["rows_used"] + summary["rows_rejected"] == 7
+    assert summary["rows_rejected"] == 1
+
+
+def test_repeated_episode_id_rejects_every_occurrence_after_the_first(extract_dir):
+    write_extract(extract_dir, [
+        episode("A", "2023-01-01", episode_id="DUP"),
+        episode("B", "2023-01-01", episode_id="DUP"),
+        episode("C", "2023-01-01", episode_id="OK1"),
+        episode("D", "2023-01-01", episode_id="DUP"),
+    ])
+    doc = cli("validate", "--data", extract_dir, "-f", "json").json
+    assert [(e["row"], e["column"], e["value"], e["rule"]) for e in doc["errors"]] == [
+        (2, "episode_id", "DUP", "repeated id"), (4, "episode_id", "DUP", "repeated id")]
+    run = cli("in-treatment", "--data", extract_dir, "--period-end", END, "-f", "json", "--no-suppress")
+    assert row(rows_of(run), CALDERDALE)["numerator"] == 2  # A (first DUP) and C
+
+
+def test_one_row_breaking_several_rules_is_reported_for_each_and_counted_once(extract_dir):
+    write_extract(extract_dir, [*GOOD, bad_episode(sex="Q", age="200", la_code="X")])
+    doc = cli("validate", "--data", extract_dir, "-f", "json").json
+    assert sorted(e["column"] for e in doc["errors"]) == ["age", "la_code", "sex"]
+    assert doc["tables"][0]["rows_rejected"] == 1 and doc["tables"][0]["rows_used"] == 6
+
+
+RELEASE_CASES = {
+    "bad release date": (release("R", "2023-13-01"), "release_date", "2023-13-01", "ISO date"),
+    "unknown exclusion": (release("R", "2023-03-01", exclusion="escaped"), "exclusion", "escaped", "unknown code"),
+    "null release date": (release("R", ""), "release_date", None, "value required"),
+    "bad la": (release("R", "2023-03-01", la_code="E1200003"), "la_code", "E1200003", "malformed la_code"),
+    "bad age": (release("R", "2023-03-01", age="17.2"), "age", "17.2", "whole number"),
+    "bad sex": (release("R", "2023-03-01", sex="male"), "sex", "male", "unknown code"),
+    "repeated id": (release("R", "2023-03-01", release_id="REL1"), "release_id", "REL1", "repeated id"),
+}
+
+
+@pytest.mark.parametrize("case", list(RELEASE_CASES))
+def test_release_rules(extract_dir, case):
+    bad, column, value, rule = RELEASE_CASES[case]
+    releases = [release("OK", "2023-03-01", release_id="REL1"), bad]
+    write_extract(extract_dir, GOOD, releases=releases)
+    doc = cli("validate", "--data", extract_dir, "-f", "json").json
+    errors = [e for e in doc["errors"] if e["file"].endswith("prison_releases.csv")]
+    assert [(e["row"], e["column"], e["value"]) for e in errors] == [(2, column, value)]
+    assert rule in errors[0]["rule"]
+    strict = cli("continuity", "--data", extract_dir, "--period-end", END, "-f", "json", "--strict")
+    assert strict.exit_code == 1 and "prison_releases.csv: row 2" in strict.stderr
+    default = cli("continuity", "--data", extract_dir, "--period-end", END, "-f", "json", "--no-suppress")
+    assert default.exit_code == 0 and "1 of 2 rows rejected" in default.stderr
+
+
+PREVALENCE_CASES = {
+    "unknown category": (estimate(CALDERDALE, "opiates", 10), "category", "opiates", "unknown code"),
+    "estimate not a number": (estimate(CALDERDALE, "alcohol", "many"), "estimate", "many", "number"),
+    "negative estimate": (estimate(CALDERDALE, "alcohol", -5), "estimate", "-5", "number"),
+    "bad year": (estimate(CALDERDALE, "alcohol", 10, year="2019"), "year", "2019", "year"),
+    "bad lower": (estimate(CALDERDALE, "alcohol", 10, lower="low"), "lower", "low", "number"),
+    "null estimate": (estimate(CALDERDALE, "alcohol", ""), "estimate", None, "value required"),
+    "repeated estimate": (estimate(CALDERDALE, "ocu", 99), "year", "2019-20", "repeated"),
+}
+
+
+@pytest.mark.parametrize("case", list(PREVALENCE_CASES))
+def test_prevalence_rules(extract_dir, case):
+    bad, column, value, rule = PREVALENCE_CASES[case]
+    write_extract(extract_dir, GOOD, prevalence=[estimate(CALDERDALE, "ocu", 100), bad])
+    doc = cli("validate", "--data", extract_dir, "-f", "json").json
+    assert [(e["row"], e["column"], e["value"]) for e in doc["errors"]] == [(2, column, value)]
+    assert rule in doc["errors"][0]["rule"]
+    run = cli("unmet-need", "--data", extract_dir, "--period-end", END, "-f", "json", "--no-suppress")
+    assert row(rows_of(run), CALDERDALE, "ocu")["denominator"] == 100.0  # the first estimate stands
+
+
+def test_missing_required_column_exits_1_in_both_modes(extract_dir):
+    extract_dir.mkdir()
+    columns = tuple(c for c in EPISODES.column_names if c != "triage_date")
+    write_table(extract_dir / "episodes.csv", columns, [{k: v for k, v in GOOD[0].items() if k != "triage_date"}])
+    for extra in ((), ("--strict",)):
+        run = cli("in-treatment", "--data", extract_dir, "-f", "json", *extra)
+        assert run.exit_code == 1
+        assert "episodes.csv: missing required column 'triage_date'" in run.stderr
+        assert "Traceback" not in run.stderr
+
+
+def test_optional_columns_may_be_absent(extract_dir):
+    extract_dir.mkdir()
+    optional = {"substance_2", "substance_3", "referral_date"}
+    columns = tuple(c for c in EPISODES.column_names if c not in optional)
+    write_table(extract_dir / "episodes.csv", columns,
+                [{k: v for k, v in r.items() if k not in optional} for r in GOOD])
+    run = cli("in-treatment", "--data", extract_dir, "--period-end", END, "-f", "json", "--no-suppress")
+    assert row(rows_of(run), CALDERDALE)["numerator"] == 6
+
+
+def test_unknown_extra_columns_are_ignored_and_bom_accepted(extract_dir):
+    extract_dir.mkdir()
+    columns = ("NOTES", *EPISODES.column_names)
+    path = write_table(extract_dir / "episodes.csv", columns, [{**r, "NOTES": "x"} for r in GOOD])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    run = cli("in-treatment", "--data", extract_dir, "--period-end", END, "-f", "json", "--no-suppress")
+    assert row(rows_of(run), CALDERDALE)["numerator"] == 6
+
+
+def test_parquet_gives_the_same_figures_as_csv(extract_dir, tmp_path):
+    write_extract(extract_dir, [*GOOD, bad_episode(sex="Q")])
+    pq = tmp_path / "pq"
+    pq.mkdir()
+    frame = pl.read_csv(extract_dir / "episodes.csv", infer_schema=False).with_columns(
+        pl.col("triage_date").str.to_date(), pl.col("age").cast(pl.Int64))
+    frame.write_parquet(pq / "episodes.parquet")
+    as_csv = cli("in-treatment", "--data", extract_dir, "--period-end", END, "-f", "json")
+    as_parquet = cli("in-treatment", "--data", pq, "--period-end", END, "-f", "json")
+    assert rows_of(as_csv) == rows_of(as_parquet)
+    assert "1 of 7 rows rejected" in as_parquet.stderr
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (",".join(EPISODES.column_names).encode() + b"\n", "empty input"),
+        (b"\x00\x01\x02\xff\xfe binary noise", "missing required column"),
+        (",".join(EPISODES.column_names).encode() + b"\nE1,C1,E08000033,M,3\xff\xfe,heroin,,,,2023-01-01,,\n",
+         "unreadable"),
+        (",".join(EPISODES.column_names).encode() + b"\nE1,C1,E08000033,M,34,heroin,,,,2023-01-01\n",
+         "line 2: 10 fields where the header has 12"),
+        (",".join(EPISODES.column_names).encode() + b"\nE1,C1,E08000033,M,34,heroin,,,,2023-01-01,,,extra\n",
+         "line 2: 13 fields"),
+    ],
+    ids=["zero bytes", "header only", "binary", "bad utf-8", "truncated line", "extra field"],
+)
+def test_unreadable_or_empty_input_exits_1_with_one_line(extract_dir, content, message):
+    extract_dir.mkdir()
+    (extract_dir / "episodes.csv").write_bytes(content)
+    run = cli("in-treatment", "--data", extract_dir, "-f", "json")
+    assert run.exit_code == 1
+    assert message in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+def test_missing_table_and_folder_exit_1(tmp_path):
+    run = cli("in-treatment", "--data", tmp_path / "nowhere", "-f", "json")
+    assert run.exit_code == 1 and "no such data folder" in run.stderr
+    write_extract(tmp_path / "x", GOOD)
+    run = cli("unmet-need", "--data", tmp_path / "x", "-f", "json")
+    assert run.exit_code == 1 and "no prevalence.csv" in run.stderr
+
+
+def test_validate_rejects_file_and_reconciliation(extract_dir, tmp_path):
+    write_extract(
+        extract_dir,
+        [*GOOD, bad_episode(sex="Q"), bad_episode(episode_id="E2", age="x", substance_1="coke")],
+        releases=[release("R1", "2023-03-01"), release("R2", "bad")],
+    )
+    rejects = tmp_path / "rejects.csv"
+    run = cli("validate", "--data", extract_dir, "-f", "json", "--rejects", rejects)
+    assert run.exit_code == 1
+    tables = {t["table"]: t for t in run.json["tables"]}
+    assert tables["episodes"]["rows_read"] == 8 and tables["episodes"]["rows_rejected"] == 2
+    assert tables["prison_releases"]["rows_read"] == 2 and tables["prison_releases"]["rows_rejected"] == 1
+    with rejects.open() as fh:
+        rejected = list(csv.DictReader(fh))
+    assert [(r["row"], r["reasons"]) for r in rejected] == [
+        ("7", "sex: unknown code"),
+        ("8", "age: age not a whole number from 0 to 120; substance_1: unknown code"),
+        ("2", "release_date: not an ISO date (YYYY-MM-DD)"),
+    ]
+    assert rejected[1]["substance_1"] == "coke" and rejected[2]["release_date"] == "bad"
+    assert "client_id" not in rejected[0]  # client ids never reach any output
+
+
+def test_validate_clean_extract_exits_0(extract_dir):
+    write_extract(extract_dir, GOOD)
+    run = cli("validate", "--data", extract_dir, "-f", "json")
+    assert run.exit_code == 0
+    assert run.json["errors"] == [] and run.json["tables"][0]["rows_used"] == 6
+    table = cli("validate", "--data", extract_dir, "-f", "table")
+    assert "No input errors" in table.stdout
+
+
+def test_validate_csv_format(extract_dir):
+    write_extract(extract_dir, [*GOOD, bad_episode(sex="Q")])
+    run = cli("validate", "--data", extract_dir, "-f", "csv")
+    lines = run.stdout.strip().splitlines()
+    assert lines[0] == "file,row,column,value,rule" and lines[1].endswith(",7,sex,Q,unknown code")
+    assert json.dumps  # keep import used
