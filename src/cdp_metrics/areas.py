@@ -124,15 +124,13 @@ def finish(
             .then(compare_expr(pl.col("_england"), pl.col("ci_lower"), pl.col("ci_upper"), polarity))
             .alias("comparison")
         )
-    small = pl.col("numerator").is_between(*SMALL)
-    if denominator_is_count:
-        small = small | pl.col("denominator").is_between(*SMALL)
-    suppressed = small.fill_null(False) & options.suppress
-    hide = lambda col: pl.when(suppressed).then(None).otherwise(pl.col(col)).alias(col)  # noqa: E731
-    den_hide = hide("denominator") if denominator_is_count else pl.col("denominator")
+    small_numerator = pl.col("numerator").is_between(*SMALL).fill_null(False)
+    small_denominator = pl.col("denominator").is_between(*SMALL).fill_null(False) if denominator_is_count else pl.lit(False)
+    suppressed = (small_numerator | small_denominator) & options.suppress
+    hide = lambda col, when=suppressed: pl.when(when).then(None).otherwise(pl.col(col)).alias(col)  # noqa: E731
     out = out.with_columns(
         hide("numerator"),
-        den_hide,
+        hide("denominator", small_denominator & options.suppress),
         hide("value"),
         hide("ci_lower"),
         hide("ci_upper"),

@@ -95,65 +95,64 @@ def _ci(row: dict) -> str:
         return "*"
     if row["ci_lower"] is None or row["ci_upper"] is None:
         return "–"
-    return f"{row['ci_lower']:.1f} – {row['ci_upper']:.1f}"
+    return f"{row['ci_lower']:.1f}–{row['ci_upper']:.1f}"
+
+
+def _area(row: dict):
+    from rich.text import Text
+
+    name = row["area_name"] or row["area_code"]
+    if row["area_type"] == "region":
+        return Text(f"  {name}", style="italic")
+    if row["area_type"] == "england":
+        return Text(f"  {name}", style="bold")
+    return Text(f"  {name}")
 
 
 def to_table(results: list[Result], console) -> None:
-    """Print one Rich table per metric, rows grouped by category."""
+    """Print one Rich table per metric: a heading row per category, then its LA, region and England rows."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     for result in results:
         count = result.metric == "in_treatment"
-        table = Table(
-            title=f"{TITLES[result.metric]} — {result.period}",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-            show_lines=False,
-        )
-        table.add_column("Category")
-        table.add_column("Area")
+        table = Table(title=f"{TITLES[result.metric]} — {result.period}", title_justify="left",
+                      box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("Area", no_wrap=True, overflow="ellipsis", min_width=18)
         if count:
-            table.add_column("People", justify="right")
+            table.add_column("People", justify="right", no_wrap=True)
         else:
-            table.add_column("Numerator", justify="right")
-            table.add_column("Denominator", justify="right")
-            table.add_column("Value", justify="right")
-            table.add_column(f"{result.confidence:g}% CI", justify="right")
-            table.add_column("vs England")
+            table.add_column("Count", justify="right", no_wrap=True)
+            table.add_column("Of", justify="right", no_wrap=True)
+            table.add_column("%", justify="right", no_wrap=True)
+            table.add_column(f"{result.confidence:g}% CI", justify="right", no_wrap=True)
+            table.add_column("vs England", no_wrap=True)
         previous = None
         for row in result.row_dicts():
             category = row["category"]
-            label = CATEGORY_LABELS.get(category, category) if category != previous else ""
-            if previous is not None and category != previous:
-                table.add_section()
-            previous = category
-            name = row["area_name"] or row["area_code"]
-            area = Text(name, style="bold" if row["area_type"] != "la" else "")
-            if row["area_type"] == "region":
-                area = Text(f"{name} (region)")
+            if category != previous:
+                if previous is not None:
+                    table.add_section()
+                table.add_row(Text(CATEGORY_LABELS.get(category, category), style="bold underline"))
+                previous = category
             if count:
-                table.add_row(label, area, _num(row["numerator"], 0))
+                table.add_row(_area(row), _num(row["numerator"], 0))
                 continue
             denominator = row["denominator"]
-            decimals = 0 if isinstance(denominator, int) else 1
             comparison = row["comparison"]
-            verdict = (
-                Text(COMPARISON_MARK[comparison], style=COMPARISON_STYLE[comparison]) if comparison else Text("")
-            )
+            verdict = Text(COMPARISON_MARK[comparison], style=COMPARISON_STYLE[comparison]) if comparison else ""
             table.add_row(
-                label,
-                area,
+                _area(row),
                 _num(row["numerator"], 0),
-                _num(denominator, decimals),
+                _num(denominator, 0 if isinstance(denominator, int) else 1),
                 _num(row["value"]),
                 _ci(row),
                 verdict,
             )
         console.print(table)
         for warning in result.warnings:
-            console.print(f"[dim]note: {warning}[/dim]", highlight=False)
+            console.print(f"note: {warning}", style="dim", highlight=False, markup=False)
 
 
 def render(results: list[Result], fmt: str) -> str:

@@ -1,0 +1,5 @@
+"""`python -m cdp_metrics` runs the command line."""
+
+from .cli import main
+
+main()
