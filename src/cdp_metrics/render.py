@@ -109,7 +109,7 @@ def _area(row: dict):
     return Text(f"  {name}")
 
 
-def to_table(results: list[Result], console) -> None:
+def to_table(results: list[Result], console, notes: bool = False) -> None:
     """Print one Rich table per metric: a heading row per category, then its LA, region and England rows."""
     from rich import box
     from rich.table import Table
@@ -117,8 +117,8 @@ def to_table(results: list[Result], console) -> None:
 
     for result in results:
         count = result.metric == "in_treatment"
-        table = Table(title=f"{TITLES[result.metric]} — {result.period}", title_justify="left",
-                      box=box.SIMPLE_HEAD, pad_edge=False)
+        title = f"{TITLES[result.metric]} — {result.period}"
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, min_width=len(title))
         table.add_column("Area", no_wrap=True, overflow="ellipsis", min_width=18)
         if count:
             table.add_column("People", justify="right", no_wrap=True)
@@ -134,7 +134,8 @@ def to_table(results: list[Result], console) -> None:
             if category != previous:
                 if previous is not None:
                     table.add_section()
-                table.add_row(Text(CATEGORY_LABELS.get(category, category), style="bold underline"))
+                label = "All releases" if result.metric == "continuity" else CATEGORY_LABELS.get(category, category)
+                table.add_row(Text(label, style="bold underline"))
                 previous = category
             if count:
                 table.add_row(_area(row), _num(row["numerator"], 0))
@@ -151,7 +152,7 @@ def to_table(results: list[Result], console) -> None:
                 verdict,
             )
         console.print(table)
-        for warning in result.warnings:
+        for warning in result.warnings if notes else ():
             console.print(f"note: {warning}", style="dim", highlight=False, markup=False)
 
 
@@ -165,7 +166,7 @@ def table_text(results: list[Result], width: int = 120) -> str:
     from rich.console import Console
 
     buffer = io.StringIO()
-    to_table(results, Console(file=buffer, width=width, no_color=True, force_terminal=False))
+    to_table(results, Console(file=buffer, width=width, no_color=True, force_terminal=False), notes=True)
     return buffer.getvalue()
 
 
