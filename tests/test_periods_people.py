@@ -155,3 +155,19 @@ def test_rows_only_for_non_zero_counts(extract_dir):
     rows = in_treatment(extract_dir, "--period-end", END)
     assert {r["category"] for r in rows} == {"all", "opiate"}
     assert [r["area_type"] for r in rows if r["category"] == "all"] == ["la", "region", "england"]
+
+
+@pytest.mark.parametrize(
+    "end, months, start",
+    [
+        (date(2023, 6, 30), 3, date(2023, 4, 1)),  # the literal formula would give 31 March
+        (date(2023, 11, 30), 3, date(2023, 9, 1)),  # ... 31 August
+        (date(2023, 4, 30), 1, date(2023, 4, 1)),  # ... 31 March
+        (date(2024, 2, 29), 3, date(2023, 12, 1)),
+        (date(2023, 2, 28), 3, date(2022, 12, 1)),  # ... 29 November
+        (date(2023, 9, 15), 12, date(2022, 9, 16)),  # not a month end: end − N months + 1 day
+        (date(2023, 9, 15), 3, date(2023, 6, 16)),
+    ],
+)
+def test_month_end_periods_are_whole_calendar_months(end, months, start):
+    assert Period.ending(end, months).start == start

@@ -85,6 +85,9 @@ DATA_OPTIONS = [
          help="TOML mapping of a real extract's columns and codes onto the contract."),
 ]
 METRIC_OPTIONS = [
+    _opt("benchmarks", Optional[Path], None, "--benchmarks", panel=INPUT, metavar="FILE",
+         help="Published region/England figures (CSV) to show and compare against, for an extract of some LAs "
+              "only; e.g. data/benchmarks/ohid_2023-09.csv."),
     _opt("period_end", Optional[str], None, "--period-end", panel=PERIOD, metavar="YYYY-MM-DD",
          help="Last day of the reporting period. Default: the last month end on or before the extract's latest date."),
     _opt("months", int, 12, "--months", panel=PERIOD, min=1, max=120,
@@ -123,6 +126,7 @@ class Common:
     months: int = 12
     prevalence_year: Optional[str] = None
     la: Optional[list[str]] = None
+    benchmarks: Optional[Path] = None
     format: Optional[str] = None
     output: Optional[Path] = None
     no_suppress: bool = False
@@ -141,7 +145,7 @@ class Common:
             period_end=_parse_date(self.period_end, "--period-end"), months=self.months,
             prevalence_year=self.prevalence_year, las=tuple(dict.fromkeys(self.la or ())),
             confidence=float(self.confidence), suppress=not self.no_suppress, strict=self.strict,
-            mapping=self.mapping, **extra,
+            mapping=self.mapping, benchmarks=self.benchmarks, **extra,
         )
 
     def output_format(self, formats: tuple[str, ...] = METRIC_FORMATS) -> str:

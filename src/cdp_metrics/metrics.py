@@ -162,29 +162,36 @@ def death_strata(people: pl.LazyFrame, period: Period) -> pl.DataFrame:
 
 
 def england_rates(strata: pl.DataFrame) -> pl.DataFrame:
-    """England death rate per sex and age band: England deaths ÷ England adults in the stratum."""
-    return (
-        strata.group_by("sex", "age_band")
-        .agg(pl.col("deaths").sum(), pl.col("people").sum())
-        .select("sex", "age_band", (pl.col("deaths") / pl.col("people")).alias("rate"))
+    """England's death rate per sex and age band, as `deaths / people` kept as two exact counts.
+
+    Keeping the fraction unevaluated lets `mortality_ratio` compute
+    people × deaths / people, which is exact for England itself.
+    """
+    return strata.group_by("sex", "age_band").agg(
+        pl.col("deaths").sum().cast(pl.Float64).alias("rate_numerator"),
+        pl.col("people").sum().cast(pl.Float64).alias("rate_denominator"),
     )
 
 
-def mortality_ratio(strata: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
-    """Observed deaths and expected deaths (indirect standardisation) per LA.
+def mortality_ratio(strata: pl.DataFrame, rates: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """Observed and expected deaths (indirect standardisation) per group of `by` columns.
 
-    Expected = Σ over sex × age band of the LA's adults × the stratum's
-    reference rate. A stratum without a reference rate contributes nothing
-    (the caller warns).
+    `strata` holds the `by` columns, sex, age_band, deaths and people (already
+    summed to each area, so that England's expected deaths are Σ of exact
+    terms); `rates` holds sex, age_band, rate_numerator and rate_denominator.
+    Expected = Σ over strata of people × rate. A stratum without a reference
+    rate contributes nothing (the caller warns).
     """
+    expected = pl.col("people") * pl.col("rate_numerator") / pl.col("rate_denominator")
     return (
         strata.join(rates, on=["sex", "age_band"], how="left")
-        .group_by("la_code")
+        .group_by(by)
         .agg(
             pl.col("deaths").sum().cast(pl.Int64).alias("numerator"),
-            (pl.col("people") * pl.col("rate").fill_null(0.0)).sum().alias("denominator"),
+            expected.fill_null(0.0).fill_nan(0.0).sum().alias("denominator"),
         )
         .with_columns(pl.lit("all").alias("category"))
+        .sort(by)
     )
 
 

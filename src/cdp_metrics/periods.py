@@ -43,9 +43,22 @@ class Period:
 
     @classmethod
     def ending(cls, end: date, months: int = 12) -> Period:
-        """The `months` months ending on `end`: start = end − months + 1 day."""
+        """The `months` months ending on `end`: start = end − months + 1 day.
+
+        When `end` is the last day of a month, the period is the `months` whole
+        calendar months ending with that month: end − months is then taken to
+        the month end `months` earlier, so the quarter ending 30 June starts on
+        1 April (plain clamping would give 30 March + 1 day = 31 March).
+
+        >>> Period.ending(date(2023, 6, 30), 3).start
+        datetime.date(2023, 4, 1)
+        >>> Period.ending(date(2023, 9, 15), 12).start
+        datetime.date(2022, 9, 16)
+        """
         if months < 1:
             raise ValueError("months must be at least 1")
+        if end == last_month_end_on_or_before(end):
+            return cls(add_months(end.replace(day=1), -(months - 1)), end)
         return cls(add_months(end, -months) + timedelta(days=1), end)
 
     def as_json(self) -> dict[str, str]:

@@ -7,14 +7,15 @@ once, so a report of every metric costs one pass over the input.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cached_property
 from pathlib import Path
 
 import polars as pl
 
-from . import areas, metrics
+from . import areas, benchmarks, metrics
 from . import contract as c
 from .errors import InputError, UsageError
 from .geography import check_la_codes, lookup
@@ -47,6 +48,7 @@ class RunOptions:
     mapping: Path | None = None
     representation_months: int = 6
     reference_rates: Path | None = None
+    benchmarks: Path | None = None
 
     def area_options(self) -> areas.Options:
         return areas.Options(z=z_for(self.confidence), suppress=self.suppress, las=self.las)
@@ -76,6 +78,14 @@ class Extract:
         """Show a diagnostic (on stderr, through the CLI's callback)."""
         if self._warn:
             self._warn(message)
+
+    def for_period(self, end: date, months: int | None = None) -> Extract:
+        """The same validated tables (not read again) seen over another reporting period."""
+        other = copy.copy(self)
+        other.options = replace(self.options, period_end=end, months=months or self.options.months)
+        for derived in ("period", "people"):
+            other.__dict__.pop(derived, None)
+        return other
 
     # -- read and validate ------------------------------------------------------------
     def source(self, table: c.Table) -> Source | None:
@@ -135,6 +145,10 @@ class Extract:
         return Period.ending(end, self.options.months)
 
     @cached_property
+    def benchmarks(self) -> pl.DataFrame | None:
+        return benchmarks.load(self.options.benchmarks) if self.options.benchmarks else None
+
+    @cached_property
     def people(self) -> pl.LazyFrame:
         return people_in_treatment(self.frame(c.EPISODES), self.period).collect().lazy()
 
@@ -162,21 +176,30 @@ def _flag(table: c.Table) -> str:
 # -- one function per metric: Extract → Result -------------------------------------------------
 
 
-def _result(extract: Extract, metric: str, la_rows: pl.DataFrame, kind: areas.Kind, categories: tuple[str, ...],
+def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind, categories: tuple[str, ...],
             *, sums: tuple[str, ...] = ("numerator", "denominator"), all_of: tuple[str, ...] = (),
             denominator_is_count: bool = True, england: pl.DataFrame | None = None,
-            warnings: list[str] | tuple[str, ...] = ()) -> Result:
-    """Roll LA rows up to regions and England and finish them into a Result."""
-    extract.warn_unknown_las(la_rows["la_code"])
-    rolled = areas.rollup(la_rows, list(sums), list(all_of))
+            warnings: list[str] | tuple[str, ...] = (), rolled_up: bool = False) -> Result:
+    """Roll LA rows up to regions and England (unless `rolled_up`) and finish them into a Result."""
+    if rolled_up:
+        rolled = rows
+    else:
+        extract.warn_unknown_las(rows["la_code"])
+        rolled = areas.rollup(rows, list(sums), list(all_of))
     notes = list(warnings)
     if kind == "unmet":
         for row in rolled.filter(pl.col("numerator") > pl.col("denominator")).iter_rows(named=True):
             notes.append(f"{row['area_name'] or row['area_code']} {row['category']}: adults in treatment "
                          f"({row['numerator']}) exceed the prevalence estimate ({row['denominator']:g}); "
                          "unmet need is negative and has no interval")
+    bench = extract.benchmarks
+    if bench is not None and england is None:
+        england = benchmarks.england_values(bench, metric, extract.period.end)
     rows = areas.finish(rolled, metric, kind, extract.options.area_options(), categories,
                         denominator_is_count=denominator_is_count, england=england)
+    if bench is not None:
+        rows, replaced = benchmarks.overlay(rows, metric, extract.period.end, bench)
+        notes += replaced
     for note in notes:
         extract.note(note)
     return Result(metric, extract.period, rows, [*extract.warnings, *notes], extract.options.confidence)
@@ -218,11 +241,16 @@ def deaths(extract: Extract) -> list[Result]:
     result = _result(extract, "deaths", la, "proportion", metrics.GROUP_CATEGORIES)
     strata = metrics.death_strata(extract.people, period)
     rates, rate_warnings = _reference_rates(extract, strata)
-    ratio = metrics.mortality_ratio(strata, rates)
+    # Sum the (integer) strata to every area first, then compute each area's expected deaths.
+    stratum = pl.concat_str("sex", "age_band", separator="|")
+    rolled = areas.rollup(strata.with_columns(stratum.alias("category")), ["deaths", "people"])
+    rolled = rolled.with_columns(pl.col("category").str.split_exact("|", 1).struct.rename_fields(["sex", "age_band"])
+                                 .alias("_s")).unnest("_s").drop("category")
+    ratio = metrics.mortality_ratio(rolled, rates, ["area_code", "area_name", "area_type", "region_code"])
     # The benchmark is the standard population, whose ratio is 100 by definition.
     england = pl.DataFrame({"category": ["all"], "value": [100.0]})
     mortality = _result(extract, "mortality_ratio", ratio, "ratio", ("all",), denominator_is_count=False,
-                        england=england, warnings=rate_warnings)
+                        england=england, warnings=rate_warnings, rolled_up=True)
     return [result, mortality]
 
 
@@ -268,7 +296,9 @@ def _reference_rates(extract: Extract, strata: pl.DataFrame) -> tuple[pl.DataFra
     if needed.height:
         shown = ", ".join(f"{s}/{b}" for s, b in needed.sort("sex", "age_band").iter_rows())
         warnings.append(f"{path}: no reference rate for {shown}: those adults add no expected deaths")
-    return rates.select("sex", "age_band", "rate"), warnings
+    rates = rates.select("sex", "age_band", pl.col("rate").alias("rate_numerator"),
+                         pl.lit(1.0).alias("rate_denominator"))
+    return rates, warnings
 
 
 COMMANDS: dict[str, tuple[Callable[[Extract], list[Result]], ...]] = {
