@@ -23,7 +23,7 @@ test: $(STAMP)
 
 ## sample: regenerate the bundled synthetic extract (data/samples)
 sample: $(STAMP)
-	$(BIN)/cdp-metrics samples --out data/samples --people 24000 --seed 2023 --end 2024-03-31 \
+	$(BIN)/cdp-metrics samples --out data/samples --people 30000 --seed 2023 --end 2024-03-31 --years 5 \
 	  --la E08000033 --la E08000035 --la E08000034 --la E08000032 --la E08000039 --la E06000010 \
 	  --la E08000003 --la E08000012 --la E06000052 --la E09000033 --la E08000025 --la E10000016
 

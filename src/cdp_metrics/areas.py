@@ -46,7 +46,10 @@ def rollup(la: pl.DataFrame, sums: list[str], all_of: list[str] = ()) -> pl.Data
         *sums,
         *all_of,
     )
-    aggs = [pl.col(s).sum() for s in sums] + [pl.col(a).all() for a in all_of]
+    # Float sums are taken over each group's values in sorted order, so the result does not depend on
+    # how group_by split the rows between threads (region and England figures are identical run to run).
+    aggs = [(pl.col(s).sort().sum() if las.schema[s].is_float() else pl.col(s).sum()) for s in sums]
+    aggs += [pl.col(a).all() for a in all_of]
     regions = (
         las.filter(pl.col("region_code").is_not_null())
         .group_by("region_code", "category")

@@ -80,7 +80,7 @@ def overlay(rows: pl.DataFrame, metric: str, end: date, bench: pl.DataFrame) -> 
     against England's value (published where given). Published figures are not
     suppressed. Returns the rows and a note naming what was replaced.
     """
-    shown = rows["area_code"].unique()
+    shown = rows["area_code"].unique().to_list()
     published = bench.filter((pl.col("metric") == metric) & (pl.col("period_end") == end)
                              & pl.col("area_code").is_in(shown))
     if published.is_empty():

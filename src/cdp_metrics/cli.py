@@ -343,16 +343,142 @@ def report(
         typer.Option("--reference-rates", metavar="FILE", rich_help_panel=INPUT,
                      help="CSV of England death rates (sex, age_band, rate) for an extract of one LA."),
     ] = None,
+    baseline_end: Annotated[
+        str,
+        typer.Option("--baseline-end", metavar="YYYY-MM-DD|none", rich_help_panel=PERIOD,
+                     help="End of the baseline period to compare with ('none' for no baseline)."),
+    ] = "2022-03-31",
+    targets: Annotated[
+        Optional[Path],
+        typer.Option("--targets", metavar="FILE", rich_help_panel=INPUT,
+                     help="CSV of local targets (la_code, metric, category, target)."),
+    ] = None,
+    trend: Annotated[
+        Optional[str],
+        typer.Option("--trend", metavar="quarterly", rich_help_panel=PERIOD,
+                     help="Rolling values at each quarter end, from --trend-from (default: the baseline end)."),
+    ] = None,
+    trend_from: Annotated[
+        Optional[str],
+        typer.Option("--trend-from", metavar="YYYY-MM-DD", rich_help_panel=PERIOD, help="First date of the trend."),
+    ] = None,
+    html: Annotated[
+        Optional[Path],
+        typer.Option("--html", metavar="FILE", rich_help_panel=OUTPUT,
+                     help="Also write the report as one self-contained HTML page."),
+    ] = None,
 ) -> None:
-    """Every metric for one LA (--la) or all, read from the extract once.
+    """Every metric for one LA (--la) or all, against region, England, baseline and targets, from one read.
 
     Examples:
 
       cdp-metrics report --la E08000033
 
-      cdp-metrics report --format json -o report.json
+      cdp-metrics report --la E08000033 --trend quarterly --html calderdale.html
+
+      cdp-metrics report --data my_la --benchmarks data/benchmarks/ohid_2023-09.csv --targets targets.csv
     """
-    _run("report", common, representation_months=representation_months, reference_rates=reference_rates)
+    from . import render
+    from .report import build
+
+    fmt = common.output_format()
+    baseline = None if baseline_end.lower() == "none" else _parse_date(baseline_end, "--baseline-end")
+    console = None if common.quiet else _stderr()
+    warn = (lambda m: console.print(f"[yellow]warning:[/yellow] {m}", markup=True, highlight=False)) if console else None
+    options = common.run_options(representation_months=representation_months, reference_rates=reference_rates)
+    with _progress(common.quiet) as step:
+        result = build(options, baseline_end=baseline, targets_path=targets, trend=trend,
+                       trend_from=_parse_date(trend_from, "--trend-from"), warn=warn, step=step)
+    if html is not None:
+        from .html import render_html
+
+        render.write_atomic(html, render_html(result, options.las))
+    changes = None
+    if result.changes is not None:
+        changes = {(r["metric"], r["area_code"], r["category"]): r for r in result.changes.iter_rows(named=True)}
+    if fmt == "json":
+        import json
+
+        text = json.dumps(result.as_json(), indent=2, allow_nan=False) + "\n"
+    elif fmt == "table":
+        if common.output is None:
+            from rich.console import Console
+
+            out = Console(highlight=False)
+            render.to_table(result.results, out, changes=changes)
+            _print_extras(result, options.las, out)
+            return
+        text = render.table_text(result.results, changes=changes)
+    else:
+        text = render.render(result.results, fmt)
+    if common.output is not None:
+        render.write_atomic(common.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _print_extras(result, las, console) -> None:
+    """Targets and trend sparklines under the report's tables."""
+    from rich.table import Table
+
+    from . import render
+
+    if result.targets is not None:
+        table = Table(title="Local targets", title_justify="left")
+        for name in ("Area", "Metric", "Category", "Baseline", "Now", "Target", "Progress", "Met"):
+            table.add_column(name, justify="left" if name in ("Area", "Metric", "Category") else "right")
+        for t in result.targets.iter_rows(named=True):
+            progress = "–" if t["progress_percent"] is None else f"{t['progress_percent']:.0f}%"
+            met = "–" if t["met"] is None else ("[green]yes[/green]" if t["met"] else "[red]not yet[/red]")
+            table.add_row(t["area_name"] or t["la_code"], render.TITLES[t["metric"]], t["category"],
+                          render._num(t["baseline_value"]), render._num(t["value"]), render._num(t["target"]),
+                          progress, met)
+        console.print(table)
+    if result.trend is not None:
+        import polars as pl
+
+        table = Table(title="Trend: rolling 12 months at each quarter end", title_justify="left")
+        for name in ("Metric", "Area", "Trend", "First", "Latest"):
+            table.add_column(name, justify="right" if name in ("First", "Latest") else "left")
+        trend = result.trend.filter(pl.col("category") == pl.when(pl.col("metric") == "unmet_need")
+                                    .then(pl.lit("ocu")).otherwise(pl.lit("all")))
+        trend = trend.filter((pl.col("area_type") == "england") | pl.col("area_code").is_in(list(las)))
+        for (metric, _code), rows in trend.group_by("metric", "area_code", maintain_order=True):
+            rows = rows.sort("period_end")
+            values = rows["value"].to_list()
+            decimals = 0 if metric == "in_treatment" else 1
+            table.add_row(render.TITLES[metric], rows["area_name"][0] or _code, render.sparkline(values),
+                          render._num(values[0], decimals), render._num(values[-1], decimals))
+        console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", style="dim", markup=False)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return lambda _: None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress(quiet: bool):
+    """A Rich progress display on stderr when it is a terminal; nothing otherwise (cron)."""
+    if quiet or not sys.stderr.isatty():
+        return _NoProgress()
+    from contextlib import contextmanager
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def show():
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=_stderr(), transient=True) as bar:
+            task = bar.add_task("reading the extract")
+            yield lambda step: bar.update(task, description=f"computing: {step}")
+
+    return show()
 
 
 @app.command("validate")

@@ -188,7 +188,7 @@ def mortality_ratio(strata: pl.DataFrame, rates: pl.DataFrame, by: list[str]) ->
         .group_by(by)
         .agg(
             pl.col("deaths").sum().cast(pl.Int64).alias("numerator"),
-            expected.fill_null(0.0).fill_nan(0.0).sum().alias("denominator"),
+            expected.fill_null(0.0).fill_nan(0.0).sort().sum().alias("denominator"),  # order-independent
         )
         .with_columns(pl.lit("all").alias("category"))
         .sort(by)

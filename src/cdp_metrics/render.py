@@ -85,8 +85,8 @@ def _csv_cell(value: object) -> object:
 def _num(value: float | int | None, decimals: int = 1) -> str:
     if value is None:
         return "*"
-    if isinstance(value, int) or float(value).is_integer() and decimals == 0:
-        return f"{int(value):,}"
+    if isinstance(value, int) or decimals == 0:
+        return f"{round(value):,}"
     return f"{value:,.{decimals}f}"
 
 
@@ -109,7 +109,19 @@ def _area(row: dict):
     return Text(f"  {name}")
 
 
-def to_table(results: list[Result], console, notes: bool = False) -> None:
+def _change(change: dict | None):
+    from rich.text import Text
+
+    if not change or change["change"] is None:
+        return Text("–", style="dim")
+    decimals = 0 if change["unit"] == "people" else 1
+    unit = {"people": "", "points": " pts"}.get(change["unit"], " pp")
+    arrow = {"improved": "▲", "worsened": "▼", "no change": "="}[change["direction"]]
+    style = {"improved": "green", "worsened": "red", "no change": ""}[change["direction"]]
+    return Text(f"{arrow} {change['change']:+,.{decimals}f}{unit}", style=style)
+
+
+def to_table(results: list[Result], console, notes: bool = False, changes: dict | None = None) -> None:
     """Print one Rich table per metric: a heading row per category, then its LA, region and England rows."""
     from rich import box
     from rich.table import Table
@@ -128,6 +140,8 @@ def to_table(results: list[Result], console, notes: bool = False) -> None:
             table.add_column("%", justify="right", no_wrap=True)
             table.add_column(f"{result.confidence:g}% CI", justify="right", no_wrap=True)
             table.add_column("vs England", no_wrap=True)
+        if changes:
+            table.add_column("Since baseline", justify="right", no_wrap=True)
         previous = None
         for row in result.row_dicts():
             category = row["category"]
@@ -137,8 +151,9 @@ def to_table(results: list[Result], console, notes: bool = False) -> None:
                 label = "All releases" if result.metric == "continuity" else CATEGORY_LABELS.get(category, category)
                 table.add_row(Text(label, style="bold underline"))
                 previous = category
+            since = [_change(changes.get((result.metric, row["area_code"], category)))] if changes else []
             if count:
-                table.add_row(_area(row), _num(row["numerator"], 0))
+                table.add_row(_area(row), _num(row["numerator"], 0), *since)
                 continue
             denominator = row["denominator"]
             comparison = row["comparison"]
@@ -150,6 +165,7 @@ def to_table(results: list[Result], console, notes: bool = False) -> None:
                 _num(row["value"]),
                 _ci(row),
                 verdict,
+                *since,
             )
         console.print(table)
         for warning in result.warnings if notes else ():
@@ -161,13 +177,27 @@ def render(results: list[Result], fmt: str) -> str:
     return {"json": to_json, "ndjson": to_ndjson, "csv": to_csv}[fmt](results)
 
 
-def table_text(results: list[Result], width: int = 120) -> str:
+def table_text(results: list[Result], width: int = 120, changes: dict | None = None) -> str:
     """The table format as plain text (for --output FILE with --format table)."""
     from rich.console import Console
 
     buffer = io.StringIO()
-    to_table(results, Console(file=buffer, width=width, no_color=True, force_terminal=False), notes=True)
+    to_table(results, Console(file=buffer, width=width, no_color=True, force_terminal=False), notes=True,
+             changes=changes)
     return buffer.getvalue()
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float | None]) -> str:
+    """A one-line chart: one block per value, scaled between the smallest and largest; a space where missing."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return ""
+    lo, hi = min(present), max(present)
+    scale = (len(SPARKS) - 1) / (hi - lo) if hi > lo else 0
+    return "".join(" " if v is None else SPARKS[round((v - lo) * scale)] for v in values)
 
 
 def write_atomic(path: Path, text: str) -> None:

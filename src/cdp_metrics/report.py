@@ -1,0 +1,210 @@
+"""A partnership's progress report: every metric, its baseline, local targets and trend.
+
+Everything here is computed from one `Extract`: the tables are read and
+validated once, and each further period (baseline, trend quarters) only
+re-derives the people frame from the same validated rows.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from . import contract as c
+from .errors import InputError, UsageError
+from .periods import Period, add_months, last_month_end_on_or_before
+from .pipeline import COMMANDS, Extract, RunOptions
+from .result import Result
+
+DEFAULT_BASELINE_END = date(2022, 3, 31)  # the outcomes framework's baseline: 12 months to March 2022
+KEY = ["metric", "area_code", "category"]
+# Direction of improvement; in_treatment: more people in treatment is the framework's aim.
+HIGHER_IS_BETTER = {"in_treatment": True, "unmet_need": False, "continuity": True, "deaths": False,
+                    "mortality_ratio": False, "completions": True}
+UNITS = {"in_treatment": "people", "mortality_ratio": "points"}  # others: percentage points
+
+
+@dataclass
+class Report:
+    results: list[Result]
+    baseline: list[Result] | None
+    changes: pl.DataFrame | None
+    targets: pl.DataFrame | None
+    trend: pl.DataFrame | None
+    notes: list[str]
+
+    def as_json(self) -> dict:
+        doc: dict = {"contract": 1, "results": [r.as_json() for r in self.results]}
+        if self.baseline is not None:
+            doc["baseline"] = {"period": self.baseline[0].period.as_json(),
+                               "results": [r.as_json() for r in self.baseline]}
+        if self.changes is not None:
+            doc["changes"] = self.changes.with_columns(pl.col("area_type").cast(pl.String)).to_dicts()
+        if self.targets is not None:
+            doc["targets"] = self.targets.to_dicts()
+        if self.trend is not None:
+            doc["trend"] = self.trend.with_columns(pl.col("period_end").cast(pl.String)).to_dicts()
+        return doc
+
+
+def _rows(results: list[Result]) -> pl.DataFrame:
+    return pl.concat([r.rows.with_columns(pl.lit(r.metric).alias("metric")).cast({"numerator": pl.Float64,
+                      "denominator": pl.Float64, "value": pl.Float64}) for r in results], how="vertical_relaxed")
+
+
+def changes(current: list[Result], baseline: list[Result]) -> pl.DataFrame:
+    """Change of every row's value since the baseline, with its direction of improvement.
+
+    Counts change in people; percentages in percentage points; the mortality
+    ratio in points. Null where either figure is suppressed or missing.
+    """
+    now = _rows(current)
+    then = _rows(baseline).select(*KEY, pl.col("value").alias("baseline_value"))
+    joined = now.join(then, on=KEY, how="left")
+    change = pl.col("value") - pl.col("baseline_value")
+    better = pl.col("metric").replace_strict(HIGHER_IS_BETTER, return_dtype=pl.Boolean)
+    direction = (
+        pl.when(change.is_null()).then(None)
+        .when(change == 0).then(pl.lit("no change"))
+        .when((change > 0) == better).then(pl.lit("improved"))
+        .otherwise(pl.lit("worsened"))
+    )
+    return joined.select(
+        *KEY, "area_name", "area_type",
+        "baseline_value", "value", change.alias("change"),
+        pl.col("metric").replace_strict(UNITS, default="percentage points").alias("unit"),
+        direction.alias("direction"),
+    )
+
+
+def load_targets(path: Path) -> pl.DataFrame:
+    """la_code, metric, category, target — one local target per row."""
+    try:
+        frame = pl.read_csv(path, schema_overrides={"la_code": pl.String, "metric": pl.String,
+                                                    "category": pl.String, "target": pl.Float64})
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: targets file not found") from exc
+    except Exception as exc:
+        raise InputError(f"{path}: unreadable targets: {str(exc).strip().splitlines()[0]}") from exc
+    missing = [col for col in ("la_code", "metric", "category", "target") if col not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing required column {', '.join(repr(m) for m in missing)}")
+    bad = frame.with_row_index("row", offset=1).filter(
+        ~pl.col("metric").is_in(c.METRICS) | pl.col("target").is_null() | pl.col("la_code").is_null()
+        | ~pl.col("la_code").str.contains(c.LA_CODE_PATTERN).fill_null(False)
+    )
+    if bad.height:
+        r = bad.row(0, named=True)
+        raise InputError(f"{path}: row {r['row']}: la_code {r['la_code']!r}, metric {r['metric']!r}, target "
+                         f"{r['target']!r}: la_code must be an LA code, metric one of {', '.join(c.METRICS)}, "
+                         "target a number")
+    return frame.select("la_code", "metric", "category", "target")
+
+
+def progress(targets: pl.DataFrame, changes_: pl.DataFrame) -> pl.DataFrame:
+    """Each target beside the baseline and current values: the share of the way travelled and whether met."""
+    joined = targets.join(
+        changes_.filter(pl.col("area_type") == "la").select(
+            pl.col("area_code").alias("la_code"), "metric", "category", "area_name", "baseline_value", "value"),
+        on=["la_code", "metric", "category"], how="left",
+    )
+    better = pl.col("metric").replace_strict(HIGHER_IS_BETTER, return_dtype=pl.Boolean)
+    gap = pl.col("target") - pl.col("baseline_value")
+    return joined.select(
+        "la_code", "area_name", "metric", "category", "target", "baseline_value", "value",
+        pl.when(gap != 0).then(100 * (pl.col("value") - pl.col("baseline_value")) / gap).alias("progress_percent"),
+        pl.when(pl.col("value").is_null()).then(None)
+        .when(better).then(pl.col("value") >= pl.col("target"))
+        .otherwise(pl.col("value") <= pl.col("target")).alias("met"),
+    )
+
+
+def quarter_ends(start: date, end: date) -> list[date]:
+    """Quarter ends (31 Mar, 30 Jun, 30 Sep, 31 Dec) from the first on or after `start` to `end`.
+
+    >>> quarter_ends(date(2022, 3, 31), date(2022, 12, 15))
+    [datetime.date(2022, 3, 31), datetime.date(2022, 6, 30), datetime.date(2022, 9, 30)]
+    """
+    year, month = start.year, ((start.month - 1) // 3 + 1) * 3
+    out = []
+    while (q := date(year, month, calendar.monthrange(year, month)[1])) <= end:
+        out.append(q)
+        year, month = (year + 1, 3) if month == 12 else (year, month + 3)
+    return out
+
+
+def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_END,
+          targets_path: Path | None = None, trend: str | None = None, trend_from: date | None = None,
+          warn: Callable[[str], None] | None = None, step: Callable[[str], None] | None = None) -> Report:
+    """Every metric for the period, and for the baseline period and trend quarters when asked."""
+    step = step or (lambda _: None)
+    extract = Extract(options, warn)
+    extract.check_las()
+    notes: list[str] = []
+    step("current period")
+    results = _all_metrics(extract)
+
+    baseline = changes_ = None
+    if baseline_end is not None:
+        period = Period.ending(baseline_end, options.months)
+        covered, why = _covers(extract, period)
+        if covered:
+            step("baseline period")
+            baseline = _all_metrics(extract.for_period(baseline_end))
+            changes_ = changes(results, baseline)
+        else:
+            notes.append(f"baseline {period}: {why}; no baseline comparison")
+            extract.note(notes[-1])
+
+    targets = None
+    if targets_path is not None:
+        if changes_ is None:
+            raise UsageError("--targets needs a baseline period the extract covers (see --baseline-end)")
+        targets = progress(load_targets(targets_path), changes_)
+
+    trend_rows = None
+    if trend is not None:
+        if trend != "quarterly":
+            raise UsageError(f"--trend {trend}: only 'quarterly' is supported")
+        start = trend_from or baseline_end or add_months(extract.period.end, -24)
+        frames = []
+        for q in quarter_ends(start, extract.period.end):
+            step(f"trend {q.isoformat()}")
+            for r in _all_metrics(extract.for_period(q), quiet=True):
+                frames.append(r.rows.with_columns(pl.lit(r.metric).alias("metric"), pl.lit(q).alias("period_end"))
+                              .select("metric", "period_end", "area_code", "area_name", "area_type", "category",
+                                      pl.col("value").cast(pl.Float64), "ci_lower", "ci_upper", "suppressed"))
+        trend_rows = pl.concat(frames) if frames else None
+    return Report(results, baseline, changes_, targets, trend_rows, notes)
+
+
+def _all_metrics(extract: Extract, quiet: bool = False) -> list[Result]:
+    """Every metric the extract can give; a missing releases or prevalence table skips its metric."""
+    original = extract._warn
+    if quiet:
+        extract._warn = None
+    try:
+        out: list[Result] = []
+        for fn in COMMANDS["report"]:
+            needs = {"continuity": c.RELEASES, "unmet_need": c.PREVALENCE}.get(fn.__name__)
+            if needs is not None and not extract.has(needs):
+                extract.warn(f"no {needs.name} table: {fn.__name__.replace('_', ' ')} left out of the report")
+                continue
+            out.extend(fn(extract))
+        return out
+    finally:
+        extract._warn = original
+
+
+def _covers(extract: Extract, period: Period) -> tuple[bool, str]:
+    first = extract.table(c.EPISODES).frame["triage_date"].min()
+    if period.end > extract.extract_end:
+        return False, f"ends after the extract's last date ({extract.extract_end.isoformat()})"
+    if first is None or first > period.start:
+        return False, f"starts before the extract's first triage date ({first})"
+    return True, ""
