@@ -17,7 +17,6 @@ from conftest import (
     cli,
     episode,
     estimate,
-    release,
     row,
     rows_of,
     write_table,

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from conftest import CALDERDALE, cli, episode, estimate, release, row, rows_of, write_extract, write_table
-from cdp_metrics.contract import EPISODES, PREVALENCE, RELEASES
+from cdp_metrics.contract import EPISODES
 
 END = "2023-09-30"
 GOOD = [episode(f"G{i}", "2023-01-01", episode_id=f"GOOD{i}") for i in range(6)]

@@ -107,6 +107,14 @@ METRIC_OPTIONS = [
     _opt("strict", bool, False, "--strict", panel=BEHAVIOUR,
          help="Exit 1 on the first invalid input row instead of leaving bad rows out."),
 ]
+DEATHS_OPTIONS = [
+    _opt("reference_rates", Optional[Path], None, "--reference-rates", panel=INPUT, metavar="FILE",
+         help="CSV of England death rates (sex, age_band, rate) for an extract of one LA."),
+]
+COMPLETIONS_OPTIONS = [
+    _opt("representation_months", int, 6, "--representation-months", panel=PERIOD, min=0, max=24,
+         help="Months without re-presentation after a successful discharge (PHOF: 6; 0: plain rate)."),
+]
 DIAGNOSTIC_OPTIONS = [
     _opt("quiet", bool, False, "--quiet", "-q", panel=BEHAVIOUR, help="No warnings on stderr (errors still)."),
     _opt("verbose", bool, False, "--verbose", panel=BEHAVIOUR, help="Show a traceback on an unexpected error."),
@@ -132,10 +140,12 @@ class Common:
     no_suppress: bool = False
     confidence: str = "95"
     strict: bool = False
+    reference_rates: Optional[Path] = None
+    representation_months: int = 6
     quiet: bool = False
     verbose: bool = False
 
-    def run_options(self, **extra):
+    def run_options(self):
         from .pipeline import RunOptions
 
         if self.confidence not in ("95", "99.8"):
@@ -145,7 +155,8 @@ class Common:
             period_end=_parse_date(self.period_end, "--period-end"), months=self.months,
             prevalence_year=self.prevalence_year, las=tuple(dict.fromkeys(self.la or ())),
             confidence=float(self.confidence), suppress=not self.no_suppress, strict=self.strict,
-            mapping=self.mapping, benchmarks=self.benchmarks, **extra,
+            mapping=self.mapping, benchmarks=self.benchmarks, reference_rates=self.reference_rates,
+            representation_months=self.representation_months,
         )
 
     def output_format(self, formats: tuple[str, ...] = METRIC_FORMATS) -> str:
@@ -223,7 +234,21 @@ def _emit(common: Common, results) -> None:
 
         render.to_table(results, Console(highlight=False))
         return
-    text = render.render(results, fmt)
+    _write(common, render.render(results, fmt))
+
+
+def _warner(common: Common):
+    """Where warnings go: one line each on stderr, or nowhere under --quiet."""
+    if common.quiet:
+        return None
+    console = _stderr()
+    return lambda m: console.print(f"[yellow]warning:[/yellow] {m}", markup=True, highlight=False)
+
+
+def _write(common: Common, text: str) -> None:
+    """Machine-format text to --output (atomically) or stdout."""
+    from . import render
+
     if common.output is not None:
         render.write_atomic(common.output, text)
     else:
@@ -231,15 +256,11 @@ def _emit(common: Common, results) -> None:
         sys.stdout.flush()
 
 
-def _run(command: str, common: Common, **extra) -> None:
+def _run(command: str, common: Common) -> None:
     from .pipeline import run
 
-    fmt = common.output_format()  # a bad --format is a usage error before any work
-    del fmt
-    console = None if common.quiet else _stderr()
-    warn = (lambda m: console.print(f"[yellow]warning:[/yellow] {m}", markup=True, highlight=False)) if console else None
-    results = run(command, common.run_options(**extra), warn=warn)
-    _emit(common, results)
+    common.output_format()  # a bad --format is a usage error before any work
+    _emit(common, run(command, common.run_options(), warn=_warner(common)))
 
 
 METRIC = (DATA_OPTIONS, METRIC_OPTIONS, DIAGNOSTIC_OPTIONS)
@@ -288,15 +309,8 @@ def continuity(common: Common) -> None:
 
 
 @app.command("deaths")
-@shared_options(*METRIC)
-def deaths(
-    common: Common,
-    reference_rates: Annotated[
-        Optional[Path],
-        typer.Option("--reference-rates", metavar="FILE", rich_help_panel=INPUT,
-                     help="CSV of England death rates (sex, age_band, rate) for an extract of one LA."),
-    ] = None,
-) -> None:
+@shared_options(*METRIC, DEATHS_OPTIONS)
+def deaths(common: Common) -> None:
     """Deaths in treatment (count and % of adults in treatment) and the indirectly standardised mortality ratio.
 
     Examples:
@@ -305,19 +319,12 @@ def deaths(
 
       cdp-metrics deaths --data my_extract --reference-rates england_rates.csv --format json
     """
-    _run("deaths", common, reference_rates=reference_rates)
+    _run("deaths", common)
 
 
 @app.command("completions")
-@shared_options(*METRIC)
-def completions(
-    common: Common,
-    representation_months: Annotated[
-        int,
-        typer.Option("--representation-months", min=0, max=24, rich_help_panel=PERIOD,
-                     help="Months without re-presentation after a successful discharge (PHOF: 6; 0: plain rate)."),
-    ] = 6,
-) -> None:
+@shared_options(*METRIC, COMPLETIONS_OPTIONS)
+def completions(common: Common) -> None:
     """Successful completions by substance group (PHOF form: no re-presentation within 6 months).
 
     Examples:
@@ -326,23 +333,13 @@ def completions(
 
       cdp-metrics completions --representation-months 0 --format csv
     """
-    _run("completions", common, representation_months=representation_months)
+    _run("completions", common)
 
 
 @app.command("report")
-@shared_options(*METRIC)
+@shared_options(*METRIC, DEATHS_OPTIONS, COMPLETIONS_OPTIONS)
 def report(
     common: Common,
-    representation_months: Annotated[
-        int,
-        typer.Option("--representation-months", min=0, max=24, rich_help_panel=PERIOD,
-                     help="Months without re-presentation after a successful discharge (PHOF: 6; 0: plain rate)."),
-    ] = 6,
-    reference_rates: Annotated[
-        Optional[Path],
-        typer.Option("--reference-rates", metavar="FILE", rich_help_panel=INPUT,
-                     help="CSV of England death rates (sex, age_band, rate) for an extract of one LA."),
-    ] = None,
     baseline_end: Annotated[
         str,
         typer.Option("--baseline-end", metavar="YYYY-MM-DD|none", rich_help_panel=PERIOD,
@@ -383,12 +380,10 @@ def report(
 
     fmt = common.output_format()
     baseline = None if baseline_end.lower() == "none" else _parse_date(baseline_end, "--baseline-end")
-    console = None if common.quiet else _stderr()
-    warn = (lambda m: console.print(f"[yellow]warning:[/yellow] {m}", markup=True, highlight=False)) if console else None
-    options = common.run_options(representation_months=representation_months, reference_rates=reference_rates)
+    options = common.run_options()
     with _progress(common.quiet) as step:
         result = build(options, baseline_end=baseline, targets_path=targets, trend=trend,
-                       trend_from=_parse_date(trend_from, "--trend-from"), warn=warn, step=step)
+                       trend_from=_parse_date(trend_from, "--trend-from"), warn=_warner(common), step=step)
     if html is not None:
         from .html import render_html
 
@@ -411,11 +406,7 @@ def report(
         text = render.table_text(result.results, changes=changes)
     else:
         text = render.render(result.results, fmt)
-    if common.output is not None:
-        render.write_atomic(common.output, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    _write(common, text)
 
 
 def _print_extras(result, las, console) -> None:
@@ -518,13 +509,8 @@ def validate(
 
         checks.print_table(report, Console(highlight=False))
     else:
-        from . import render
 
-        text = checks.table_text(report) if fmt == "table" else checks.render(report, fmt)
-        if output is not None:
-            render.write_atomic(output, text)
-        else:
-            sys.stdout.write(text)
+        _write(common, checks.table_text(report) if fmt == "table" else checks.render(report, fmt))
     if report.error_count:
         raise typer.Exit(EXIT_DATA)
 

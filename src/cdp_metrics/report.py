@@ -17,7 +17,7 @@ import polars as pl
 
 from . import contract as c
 from .errors import InputError, UsageError
-from .periods import Period, add_months, last_month_end_on_or_before
+from .periods import Period, add_months
 from .pipeline import COMMANDS, Extract, RunOptions
 from .result import Result
 
