@@ -509,7 +509,6 @@ def validate(
 
         checks.print_table(report, Console(highlight=False))
     else:
-
         _write(common, checks.table_text(report) if fmt == "table" else checks.render(report, fmt))
     if report.error_count:
         raise typer.Exit(EXIT_DATA)
