@@ -134,6 +134,7 @@ TABLES = {t.name: t for t in (EPISODES, RELEASES, PREVALENCE)}
 RULE_MISSING_COLUMN = "missing required column"
 RULE_NULL = "value required"
 RULE_DATE = "not an ISO date (YYYY-MM-DD)"
+RULE_DATE_FORMAT = "not a date in format {}"  # with a mapping's date_format
 RULE_CODE = "unknown code"
 RULE_LA = "malformed la_code (E06/E08/E09/E10 + 6 digits)"
 RULE_DUPLICATE = "repeated id"

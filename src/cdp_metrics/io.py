@@ -101,7 +101,13 @@ def scan_table(source: Source, mapping: Mapping | None = None) -> pl.LazyFrame:
     path, table = source.path, source.table
     header = read_header(path)
     renames = mapping.renames_for(header) if mapping else {}
-    present = {renames.get(h, h): h for h in header}
+    present: dict[str, str] = {}
+    for h in header:
+        name = renames.get(h, h)
+        if name in present and name in table.column_names:
+            raise InputError(f"{path.name}: columns {present[name]!r} and {h!r} both give contract column {name!r}; "
+                             "keep one (or map only one of them)")
+        present[name] = h
     missing = [c.name for c in table.columns if c.required and c.name not in present]
     if missing:
         raise InputError(f"{path.name}: missing required column {', '.join(repr(m) for m in missing)}")

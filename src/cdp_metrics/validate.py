@@ -90,8 +90,10 @@ def _typed(column: Column, dtype: pl.DataType, mapping: Mapping | None) -> tuple
             return raw.dt.date(), None, None
         fmt = mapping.date_format if mapping and mapping.date_format else None
         if fmt:
-            typed = text.str.to_date(fmt, strict=False)
-            return typed, c.RULE_DATE.replace("ISO date (YYYY-MM-DD)", f"date in format {fmt}"), raw.is_not_null() & typed.is_null()
+            parsed = text.str.to_date(fmt, strict=False)
+            # chrono reads a two-digit year under %Y as year 23: only four-digit years are dates here
+            typed = pl.when(parsed.dt.year() >= 1000).then(parsed)
+            return typed, c.RULE_DATE_FORMAT.format(fmt), raw.is_not_null() & typed.is_null()
         parsed = text.str.to_date("%Y-%m-%d", strict=False)
         typed = pl.when(text.str.contains(_ISO_DATE)).then(parsed)
         return typed, c.RULE_DATE, raw.is_not_null() & typed.is_null()
