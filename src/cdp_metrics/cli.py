@@ -176,6 +176,13 @@ def _stderr():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _say(label: str, style: str, message: str) -> None:
+    """One diagnostic line on stderr. The message is plain text: values from the data may hold '[...]'."""
+    from rich.text import Text
+
+    _stderr().print(Text.assemble((label, style), " ", message))
+
+
 def shared_options(*groups: list[inspect.Parameter]):
     """Add the shared options to a command: they arrive as one `common: Common` argument.
 
@@ -197,7 +204,7 @@ def shared_options(*groups: list[inspect.Parameter]):
                     import traceback
 
                     traceback.print_exc()
-                _stderr().print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+                _say("error:", "bold red", str(exc))
                 raise typer.Exit(exc.exit_code) from None
             except (typer.Exit, typer.Abort, BrokenPipeError, KeyboardInterrupt):
                 raise
@@ -206,11 +213,10 @@ def shared_options(*groups: list[inspect.Parameter]):
                     import traceback
 
                     traceback.print_exc()
-                message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                _stderr().print(
-                    f"[bold red]error:[/bold red] unexpected {type(exc).__name__}: {message} "
-                    "(run with --verbose for details)", markup=True, highlight=False,
-                )
+                from .io import describe_error
+
+                _say("error:", "bold red",
+                     f"unexpected {type(exc).__name__}: {describe_error(exc)} (run with --verbose for details)")
                 raise typer.Exit(EXIT_DATA) from None
 
         del wrapper.__wrapped__  # typer must read the new signature, not fn's
@@ -241,8 +247,7 @@ def _warner(common: Common):
     """Where warnings go: one line each on stderr, or nowhere under --quiet."""
     if common.quiet:
         return None
-    console = _stderr()
-    return lambda m: console.print(f"[yellow]warning:[/yellow] {m}", markup=True, highlight=False)
+    return lambda message: _say("warning:", "yellow", message)
 
 
 def _write(common: Common, text: str) -> None:
@@ -546,7 +551,7 @@ def samples(
 
         counts = generate(out, people=people, seed=seed, fmt=format, la_codes=la or None, end=end_date, years=years)
     except CdpError as exc:
-        _stderr().print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+        _say("error:", "bold red", str(exc))
         raise typer.Exit(exc.exit_code) from None
     summary = ", ".join(f"{name}: {n:,} rows" for name, n in counts.items())
     _stderr().print(f"wrote {out} ({summary})")

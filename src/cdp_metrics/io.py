@@ -7,6 +7,7 @@ row). Types are not checked here: that is `validate`'s job.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,17 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix.lower() in (".parquet", ".pq")
 
 
-def _short_error(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def describe_error(exc: Exception) -> str:
+    """The first line of a parser's message, without the file content it quotes.
+
+    Polars quotes the offending text between backticks; that text may hold a
+    client id, and client ids never reach any output.
+    """
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    first = re.sub(r"`[^`]*`?", "`…`", first)
+    offset = re.search(r"current offset in the file is (\d+) bytes", text)
+    return f"{first} (at byte {offset.group(1)})" if offset else first
 
 
 def _check_csv_shape(path: Path, n_fields: int) -> None:
@@ -63,6 +73,7 @@ def _check_csv_shape(path: Path, n_fields: int) -> None:
         infer_schema=False,
         skip_rows=1,
         encoding="utf8",
+        glob=False,
     )
     bad = (
         lines.with_row_index("line_no", offset=2)
@@ -86,14 +97,15 @@ def read_header(path: Path) -> list[str]:
         raise InputError(f"{path}: no such file")
     try:
         if _is_parquet(path):
-            return list(pl.read_parquet_schema(path).keys())
+            return list(pl.scan_parquet(path, glob=False).collect_schema().names())
         if path.stat().st_size == 0:
             raise InputError(f"{path.name}: empty file (no header row)")
-        return list(pl.scan_csv(path, infer_schema=False, encoding="utf8", n_rows=0).collect_schema().names())
+        return list(pl.scan_csv(path, infer_schema=False, encoding="utf8", n_rows=0, glob=False)
+                    .collect_schema().names())
     except InputError:
         raise
     except Exception as exc:  # polars raises several kinds for a file it cannot parse
-        raise InputError(f"{path.name}: unreadable: {_short_error(exc)}") from exc
+        raise InputError(f"{path.name}: unreadable: {describe_error(exc)}") from exc
 
 
 def scan_table(source: Source, mapping: Mapping | None = None) -> pl.LazyFrame:
@@ -113,7 +125,7 @@ def scan_table(source: Source, mapping: Mapping | None = None) -> pl.LazyFrame:
         raise InputError(f"{path.name}: missing required column {', '.join(repr(m) for m in missing)}")
     wanted = [c.name for c in table.columns if c.name in present]
     if _is_parquet(path):
-        lf = pl.scan_parquet(path)
+        lf = pl.scan_parquet(path, glob=False)
     else:
         try:
             _check_csv_shape(path, len(header))
@@ -122,8 +134,8 @@ def scan_table(source: Source, mapping: Mapping | None = None) -> pl.LazyFrame:
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"{path.name}: unreadable: {_short_error(exc)}") from exc
-        lf = pl.scan_csv(path, infer_schema=False, encoding="utf8")
+            raise InputError(f"{path.name}: unreadable: {describe_error(exc)}") from exc
+        lf = pl.scan_csv(path, infer_schema=False, encoding="utf8", glob=False)
     lf = lf.select([pl.col(present[name]).alias(name) for name in wanted])
     return lf.with_row_index(ROW, offset=1)
 
@@ -133,7 +145,7 @@ def collect_raw(lf: pl.LazyFrame, source: Source) -> pl.DataFrame:
     try:
         df = lf.collect()
     except Exception as exc:
-        raise InputError(f"{source.label}: unreadable: {_short_error(exc)}") from exc
+        raise InputError(f"{source.label}: unreadable: {describe_error(exc)}") from exc
     if df.height == 0:
         raise InputError(f"{source.label}: empty input (no data rows)")
     return df

@@ -15,6 +15,7 @@ import polars as pl
 from . import contract as c
 from .contract import Column, Table
 from .io import ROW, Source, collect_raw, scan_table
+from .errors import InputError
 from .mapping import Mapping
 
 ERROR_SCHEMA = {"file": pl.String, "row": pl.Int64, "column": pl.String, "value": pl.String, "rule": pl.String}
@@ -161,6 +162,12 @@ def validate(source: Source, mapping: Mapping | None = None) -> Validated:
     raw = collect_raw(scan_table(source, mapping), source)
     table = source.table
     columns = [col for col in table.columns if col.name in raw.columns]
+    for col in columns:
+        dtype = raw.schema[col.name]
+        if not (dtype in (pl.String, pl.Date, pl.Null, pl.Categorical) or dtype.is_numeric()
+                or isinstance(dtype, (pl.Datetime, pl.Enum))):
+            raise InputError(f"{source.path}: column {col.name} holds {dtype} values; expected {col.kind} "
+                             "(text, a number or a date)")
     raw = raw.with_columns(_string(col.name) if raw.schema[col.name] == pl.String else pl.col(col.name) for col in columns)
 
     typed_exprs, checks = [], []
