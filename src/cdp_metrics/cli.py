@@ -427,9 +427,10 @@ def _print_extras(result, las, console) -> None:
         for t in result.targets.iter_rows(named=True):
             progress = "–" if t["progress_percent"] is None else f"{t['progress_percent']:.0f}%"
             met = "–" if t["met"] is None else ("[green]yes[/green]" if t["met"] else "[red]not yet[/red]")
-            table.add_row(t["area_name"] or t["la_code"], render.TITLES[t["metric"]], t["category"],
-                          render._num(t["baseline_value"]), render._num(t["value"]), render._num(t["target"]),
-                          progress, met)
+            places = 0 if t["metric"] == "in_treatment" else 1
+            table.add_row(t["area_name"] or t["la_code"], render.SHORT_TITLES[t["metric"]], t["category"],
+                          render._num(t["baseline_value"], places), render._num(t["value"], places),
+                          render._num(t["target"], places), progress, met)
         console.print(table)
     if result.trend is not None:
         import polars as pl
@@ -444,7 +445,7 @@ def _print_extras(result, las, console) -> None:
             rows = rows.sort("period_end")
             values = rows["value"].to_list()
             decimals = 0 if metric == "in_treatment" else 1
-            table.add_row(render.TITLES[metric], rows["area_name"][0] or _code, render.sparkline(values),
+            table.add_row(render.SHORT_TITLES[metric], rows["area_name"][0] or _code, render.sparkline(values),
                           render._num(values[0], decimals), render._num(values[-1], decimals))
         console.print(table)
     for note in result.notes:

@@ -24,6 +24,14 @@ TITLES = {
     "mortality_ratio": "Mortality ratio (indirectly standardised)",
     "completions": "Successful completions",
 }
+SHORT_TITLES = {
+    "in_treatment": "In treatment",
+    "unmet_need": "Unmet need",
+    "continuity": "Continuity of care",
+    "deaths": "Deaths in treatment",
+    "mortality_ratio": "Mortality ratio",
+    "completions": "Successful completions",
+}
 CATEGORY_LABELS = {
     "all": "All adults",
     "opiate": "Opiate",
