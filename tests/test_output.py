@@ -122,6 +122,27 @@ def test_output_file_is_written_atomically(extract, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_output_to_a_device_writes_through_it(extract, tmp_path):
+    """`-o /dev/null` must not replace the device with a file (atomic rename) when run as root."""
+    import stat
+
+    before = os.stat("/dev/null")
+    run = cli("in-treatment", "--data", extract, "--period-end", END, "-f", "json", "-o", "/dev/null")
+    assert run.exit_code == 0
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    import threading
+
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    assert cli("in-treatment", "--data", extract, "--period-end", END, "-f", "json", "-o", fifo).exit_code == 0
+    reader.join(10)
+    assert json.loads(got[0])["metric"] == "in_treatment" and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
 def test_output_format_from_extension(extract, tmp_path):
     for name, check in (("x.csv", lambda t: t.startswith("area_code,")), ("x.ndjson", lambda t: t.startswith('{"')),
                         ("x.txt", lambda t: t.startswith("{\n"))):

@@ -288,3 +288,30 @@ def test_validate_csv_format(extract_dir):
     lines = run.stdout.strip().splitlines()
     assert lines[0] == "file,row,column,value,rule" and lines[1].endswith(",7,sex,Q,unknown code")
     assert json.dumps  # keep import used
+
+
+@pytest.mark.parametrize("command", ["in-treatment", "unmet-need", "continuity", "deaths", "completions", "report"])
+def test_every_command_reconciles_rows_read_used_and_rejected(extract_dir, command):
+    """Each command reports, per table, rows rejected of rows read; the rest are the rows used."""
+    write_extract(
+        extract_dir,
+        [*GOOD, bad_episode(sex="Q"), bad_episode(episode_id="E2", age="x")],
+        releases=[release("G0", "2023-03-01"), release("R2", "bad")],
+        prevalence=[estimate(CALDERDALE, "ocu", 100), estimate(CALDERDALE, "nope", 5)],
+    )
+    run = cli(command, "--data", extract_dir, "--period-end", END, "-f", "json", "--no-suppress")
+    assert run.exit_code == 0, run.stderr
+    doc = run.json
+    # each result carries the rejected-rows summary of the tables its metric uses
+    warnings = [w for r in doc["results"] for w in r["warnings"]] if "results" in doc else doc["warnings"]
+    assert any("episodes.csv: 2 of 8 rows rejected" in w for w in warnings)
+    reads = {"in-treatment": [], "deaths": [], "completions": [],
+             "unmet-need": ["prevalence.csv: 1 of 2 rows rejected"],
+             "continuity": ["prison_releases.csv: 1 of 2 rows rejected"]}
+    expected = reads.get(command, ["prison_releases.csv: 1 of 2 rows rejected"])
+    for text in expected:
+        assert any(text in w for w in warnings), (text, warnings)
+    # the 6 rows used are exactly the people counted
+    if command in ("in-treatment", "deaths", "completions"):
+        result = doc["results"][0] if "results" in doc else doc
+        assert row(result["rows"], CALDERDALE)["numerator" if command == "in-treatment" else "denominator"] == 6

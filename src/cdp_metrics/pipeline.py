@@ -59,7 +59,8 @@ class Extract:
 
     def __init__(self, options: RunOptions, warn: Callable[[str], None] | None = None):
         self.options = options
-        self.warnings: list[str] = []
+        self.table_warnings: dict[str, str] = {}  # table name -> rejected-rows summary
+        self._shown: set[str] = set()
         self._warn = warn
         self._tables: dict[str, Validated] = {}
         self.mapping: Mapping | None = load_mapping(options.mapping) if options.mapping else None
@@ -68,16 +69,15 @@ class Extract:
         if options.representation_months < 0:
             raise UsageError(f"--representation-months {options.representation_months}: must be 0 or more")
 
-    def warn(self, message: str) -> None:
-        """A warning about the data itself: carried by every result and shown once."""
-        if message not in self.warnings:
-            self.warnings.append(message)
-            self.note(message)
-
     def note(self, message: str) -> None:
-        """Show a diagnostic (on stderr, through the CLI's callback)."""
-        if self._warn:
+        """Show a diagnostic (on stderr, through the CLI's callback), once however many results carry it."""
+        if self._warn and message not in self._shown:
+            self._shown.add(message)
             self._warn(message)
+
+    def warnings_for(self, tables: tuple[c.Table, ...]) -> list[str]:
+        """The rejected-rows summaries of the tables a metric uses (read by then)."""
+        return [self.table_warnings[t.name] for t in tables if t.name in self.table_warnings]
 
     def for_period(self, end: date, months: int | None = None) -> Extract:
         """The same validated tables (not read again) seen over another reporting period."""
@@ -115,7 +115,8 @@ class Extract:
                     more = checked.errors.height - 1
                     tail = f" (+{more:,} more; run `cdp-metrics validate` to list them)" if more else ""
                     raise InputError(f"{first}{tail}")
-                self.warn(checked.summary())
+                self.table_warnings[table.name] = checked.summary()
+                self.note(self.table_warnings[table.name])
             self._tables[table.name] = checked
         return self._tables[table.name]
 
@@ -159,14 +160,14 @@ class Extract:
         in_data = set(self.table(c.EPISODES).frame["la_code"].unique()) if self.has(c.EPISODES) else set()
         check_la_codes(list(self.options.las), in_data)
 
-    def warn_unknown_las(self, la_codes: pl.Series) -> None:
+    def unknown_las(self, la_codes: pl.Series) -> list[str]:
+        """A warning naming LA codes the shipped lookup does not know, if any."""
         unknown = sorted(set(la_codes.unique().drop_nulls()) - set(lookup()["la_code"]))
-        if unknown:
-            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-            self.warn(
-                f"{len(unknown)} LA code(s) not in the shipped ONS lookup ({shown}): "
-                "they count towards England but have no name or region"
-            )
+        if not unknown:
+            return []
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        return [f"{len(unknown)} LA code(s) not in the shipped ONS lookup ({shown}): "
+                "they count towards England but have no name or region"]
 
 
 def _flag(table: c.Table) -> str:
@@ -179,14 +180,21 @@ def _flag(table: c.Table) -> str:
 def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind, categories: tuple[str, ...],
             *, sums: tuple[str, ...] = ("numerator", "denominator"), all_of: tuple[str, ...] = (),
             denominator_is_count: bool = True, england: pl.DataFrame | None = None,
-            warnings: list[str] | tuple[str, ...] = (), rolled_up: bool = False) -> Result:
-    """Roll LA rows up to regions and England (unless `rolled_up`) and finish them into a Result."""
+            warnings: list[str] | tuple[str, ...] = (), rolled_up: bool = False,
+            tables: tuple[c.Table, ...] = (c.EPISODES,)) -> Result:
+    """Roll LA rows up to regions and England (unless `rolled_up`) and finish them into a Result.
+
+    The result's warnings: rejected rows in the `tables` the metric uses, unknown LA codes among
+    its rows, then what is particular to it (`warnings` and what is found here).
+    """
+    notes = extract.warnings_for(tables)
     if rolled_up:
         rolled = rows
+        notes += extract.unknown_las(rows.filter(pl.col("area_type") == "la")["area_code"])
     else:
-        extract.warn_unknown_las(rows["la_code"])
+        notes += extract.unknown_las(rows["la_code"])
         rolled = areas.rollup(rows, list(sums), list(all_of))
-    notes = list(warnings)
+    notes += list(warnings)
     if kind == "unmet":
         for row in rolled.filter(pl.col("numerator") > pl.col("denominator")).iter_rows(named=True):
             notes.append(f"{row['area_name'] or row['area_code']} {row['category']}: adults in treatment "
@@ -202,7 +210,7 @@ def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind,
         notes += replaced
     for note in notes:
         extract.note(note)
-    return Result(metric, extract.period, rows, [*extract.warnings, *notes], extract.options.confidence)
+    return Result(metric, extract.period, rows, notes, extract.options.confidence)
 
 
 def in_treatment(extract: Extract) -> list[Result]:
@@ -224,7 +232,7 @@ def unmet_need(extract: Extract) -> list[Result]:
                         "shown whatever --confidence says")
     return [_result(extract, "unmet_need", la, "unmet", c.PREVALENCE_CATEGORIES,
                     sums=("numerator", "denominator", "lower", "upper"), all_of=("has_range",),
-                    denominator_is_count=False, warnings=warnings)]
+                    denominator_is_count=False, warnings=warnings, tables=(c.EPISODES, c.PREVALENCE))]
 
 
 def continuity(extract: Extract) -> list[Result]:
@@ -232,7 +240,8 @@ def continuity(extract: Extract) -> list[Result]:
     la = metrics.continuity(releases, extract.frame(c.EPISODES), extract.period)
     warnings = _provisional(extract, metrics.last_window_end(releases, extract.period),
                             "a release's 21-day engagement window")
-    return [_result(extract, "continuity", la, "proportion", ("all",), warnings=warnings)]
+    return [_result(extract, "continuity", la, "proportion", ("all",), warnings=warnings,
+                    tables=(c.EPISODES, c.RELEASES))]
 
 
 def deaths(extract: Extract) -> list[Result]:

@@ -209,8 +209,16 @@ def sparkline(values: list[float | None]) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: all or nothing."""
+    """Write `text` to `path` through a temporary file and a rename: all or nothing.
+
+    A target that exists and is not a regular file (/dev/null, a named pipe, /dev/stdout) is
+    written to directly: renaming over it would replace the device itself.
+    """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        return
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:

@@ -193,7 +193,8 @@ def _all_metrics(extract: Extract, quiet: bool = False) -> list[Result]:
         for fn in COMMANDS["report"]:
             needs = {"continuity": c.RELEASES, "unmet_need": c.PREVALENCE}.get(fn.__name__)
             if needs is not None and not extract.has(needs):
-                extract.warn(f"no {needs.name} table: {fn.__name__.replace('_', ' ')} left out of the report")
+                notes = f"no {needs.name} table: {fn.__name__.replace('_', ' ')} left out of the report"
+                extract.note(notes)
                 continue
             out.extend(fn(extract))
         return out
