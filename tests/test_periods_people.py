@@ -171,3 +171,24 @@ def test_rows_only_for_non_zero_counts(extract_dir):
 )
 def test_month_end_periods_are_whole_calendar_months(end, months, start):
     assert Period.ending(end, months).start == start
+
+
+def test_hash_collisions_fall_back_to_exact_grouping(extract_dir, monkeypatch):
+    """People and repeated ids are found through 64-bit hashes; with every hash equal, results stay exact."""
+    import polars as pl
+
+    write_extract(
+        extract_dir,
+        [
+            episode("P1", "2023-01-01", episode_id="A", substance_1="heroin"),
+            episode("P1", "2023-02-01", episode_id="B", substance_1="alcohol", la_code=LEEDS),
+            episode("P2", "2023-01-01", episode_id="C", substance_1="cannabis"),
+            episode("P3", "2023-01-01", episode_id="D", substance_1="alcohol"),
+        ],
+    )
+    expected = in_treatment(extract_dir, "--period-end", END)
+    monkeypatch.setattr(pl.Expr, "hash", lambda self, *a, **k: self.is_null().cast(pl.UInt64) * 0 + 7)
+    collided = in_treatment(extract_dir, "--period-end", END)
+    assert collided == expected
+    assert count(collided, LEEDS) == 1 and count(collided, CALDERDALE) == 2  # P1 indexed in Leeds
+    assert count(collided, LEEDS, "opiate") == 1  # P1's union: heroin and alcohol -> opiate

@@ -170,6 +170,7 @@ class Common:
         return "table" if sys.stdout.isatty() and "table" in formats else "json"
 
 
+@functools.cache
 def _stderr():
     from rich.console import Console
 
@@ -399,7 +400,7 @@ def report(
     if fmt == "json":
         import json
 
-        text = json.dumps(result.as_json(), indent=2, allow_nan=False) + "\n"
+        text = render.dumps(result.as_json())
     elif fmt == "table":
         if common.output is None:
             from rich.console import Console

@@ -151,7 +151,7 @@ class Extract:
 
     @cached_property
     def people(self) -> pl.LazyFrame:
-        return people_in_treatment(self.frame(c.EPISODES), self.period).collect().lazy()
+        return people_in_treatment(self.frame(c.EPISODES), self.period).lazy()
 
     def check_las(self) -> None:
         """Exit 2 for an --la code that is neither in the lookup nor in the data."""

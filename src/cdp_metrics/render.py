@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -49,12 +50,18 @@ COMPARISON_STYLE = {"better": "bold green", "worse": "bold red", "similar": "yel
 COMPARISON_MARK = {"better": "▲ better", "worse": "▼ worse", "similar": "● similar"}
 
 
+def dumps(document: dict) -> str:
+    """JSON text: indented for a person at a terminal, compact (and several times faster) for a pipe."""
+    indent = 2 if sys.stdout.isatty() else None
+    return json.dumps(document, indent=indent, allow_nan=False) + "\n"
+
+
 def to_json(results: list[Result]) -> str:
     if len(results) == 1:
         document = results[0].as_json()
     else:
         document = {CONTRACT_VERSION_KEY: 1, "results": [r.as_json() for r in results]}
-    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+    return dumps(document)
 
 
 def _flat_rows(results: list[Result]) -> tuple[list[str], list[dict]]:

@@ -58,66 +58,65 @@ def format_error(err: dict) -> str:
     return f"{err['file']}: {where}column {err['column']}, value {value}: {err['rule']}"
 
 
-def _string(col: str) -> pl.Expr:
-    """Trimmed text, with the empty string as null."""
-    s = pl.col(col).cast(pl.String).str.strip_chars()
-    return pl.when(s == "").then(None).otherwise(s).alias(col)
+def _empty_is_null(col: str) -> pl.Expr:
+    """The empty string as null (CSV reading already makes empty fields null; a quoted "" is not)."""
+    return pl.when(pl.col(col) == "").then(None).otherwise(pl.col(col)).alias(col)
 
 
-def _typed(column: Column, dtype: pl.DataType, mapping: Mapping | None) -> tuple[pl.Expr, str | None, pl.Expr | None]:
-    """(typed expression, type rule, bad-value expression) for one column.
+def _repeat_candidates(column: str) -> pl.Expr:
+    """True where a non-null value's 64-bit hash was seen on an earlier row.
 
-    The raw column (already normalised to trimmed text or its native type) is
-    `pl.col(name)`; the bad expression is true where a non-null raw value
-    fails to parse.
+    Every exact repeat is a candidate; when there is no candidate there is no
+    repeat, and the exact (slower) rule is only evaluated otherwise.
+    """
+    ident = pl.col(column)
+    return ident.is_not_null() & ~ident.hash().is_first_distinct()
+
+
+def _typed(column: Column, dtype: pl.DataType, mapping: Mapping | None) -> tuple[pl.Expr, str | None]:
+    """(typed expression, type rule) for one column.
+
+    The typed value is null exactly where the raw value (`pl.col(name)`, text
+    or a native Parquet type) is null or breaks the column's type rule, so the
+    check is always "raw not null and typed null" (see `validate`).
     """
     raw = pl.col(column.name)
     text = raw.cast(pl.String)
     kind = column.kind
-    if kind in ("id", "la"):
-        typed = text
-        if kind == "la":
-            return typed, c.RULE_LA, raw.is_not_null() & ~text.str.contains(c.LA_CODE_PATTERN)
-        return typed, None, None
+    if kind == "id":
+        return text, None
+    if kind == "la":
+        return pl.when(text.str.contains(c.LA_CODE_PATTERN)).then(text), c.RULE_LA
     if kind == "code":
         value_map = mapping.value_map(column.name) if mapping else None
         source = text.replace_strict(value_map, default=None, return_dtype=pl.String) if value_map else text
-        typed = source.cast(pl.Enum(column.codes), strict=False)
-        return typed, c.RULE_CODE, raw.is_not_null() & typed.is_null()
+        return source.cast(pl.Enum(column.codes), strict=False), c.RULE_CODE
     if kind == "date":
         if dtype == pl.Date:
-            return raw, None, None
+            return raw, None
         if isinstance(dtype, pl.Datetime):
-            return raw.dt.date(), None, None
+            return raw.dt.date(), None
         fmt = mapping.date_format if mapping and mapping.date_format else None
         if fmt:
             parsed = text.str.to_date(fmt, strict=False)
             # chrono reads a two-digit year under %Y as year 23: only four-digit years are dates here
-            typed = pl.when(parsed.dt.year() >= 1000).then(parsed)
-            return typed, c.RULE_DATE_FORMAT.format(fmt), raw.is_not_null() & typed.is_null()
-        parsed = text.str.to_date("%Y-%m-%d", strict=False)
-        typed = pl.when(text.str.contains(_ISO_DATE)).then(parsed)
-        return typed, c.RULE_DATE, raw.is_not_null() & typed.is_null()
+            return pl.when(parsed.dt.year() >= 1000).then(parsed), c.RULE_DATE_FORMAT.format(fmt)
+        return pl.when(text.str.contains(_ISO_DATE)).then(text.str.to_date("%Y-%m-%d", strict=False)), c.RULE_DATE
     if kind == "age":
         if dtype.is_integer():
             number = raw.cast(pl.Int64)
             ok = number.is_between(0, 120)
         else:
-            number_f = raw.cast(pl.Float64, strict=False) if dtype.is_float() else text.cast(pl.Float64, strict=False)
-            shape_ok = number_f.is_finite() & (number_f == number_f.floor())
+            number = raw.cast(pl.Float64, strict=False) if dtype.is_float() else text.cast(pl.Float64, strict=False)
+            ok = number.is_finite() & (number == number.floor()) & number.is_between(0, 120)
             if not dtype.is_float():
-                shape_ok = shape_ok & text.str.contains(_WHOLE)
-            ok = shape_ok & number_f.is_between(0, 120)
-            number = number_f
-        typed = pl.when(ok).then(number).cast(pl.Int16)
-        return typed, c.RULE_AGE, raw.is_not_null() & ~ok.fill_null(False)
+                ok = ok & text.str.contains(_WHOLE)
+        return pl.when(ok).then(number).cast(pl.Int16), c.RULE_AGE
     if kind == "number":
         number = raw.cast(pl.Float64, strict=False) if dtype.is_numeric() else text.cast(pl.Float64, strict=False)
-        ok = number.is_finite() & (number >= 0)
-        typed = pl.when(ok).then(number)
-        return typed, c.RULE_NUMBER, raw.is_not_null() & ~ok.fill_null(False)
+        return pl.when(number.is_finite() & (number >= 0)).then(number), c.RULE_NUMBER
     if kind == "year":
-        return text, c.RULE_YEAR, raw.is_not_null() & ~text.str.contains(_YEAR)
+        return pl.when(text.str.contains(_YEAR)).then(text), c.RULE_YEAR
     raise ValueError(f"unknown column kind {kind}")
 
 
@@ -126,11 +125,14 @@ def _t(name: str) -> pl.Expr:
 
 
 def _row_rules(table: Table, present: set[str]) -> list[tuple[str, str, pl.Expr]]:
-    """(column, rule, bad expression) for the rules that involve a whole row or other rows."""
+    """(column, rule, bad expression) for the rules that involve a whole row or other rows.
+
+    The repeated-id rule starts as its cheap hash candidate; `validate` swaps in
+    the exact rule when there is any candidate.
+    """
     rules: list[tuple[str, str, pl.Expr]] = []
     if table.id_column:
-        ident = _t(table.id_column)
-        rules.append((table.id_column, c.RULE_DUPLICATE, ident.is_not_null() & ~ident.is_first_distinct()))
+        rules.append((table.id_column, c.RULE_DUPLICATE, _repeat_candidates(_TYPED + table.id_column)))
     if table is c.EPISODES:
         ddate, reason = pl.col("discharge_date"), pl.col("discharge_reason")
         rules += [
@@ -138,16 +140,19 @@ def _row_rules(table: Table, present: set[str]) -> list[tuple[str, str, pl.Expr]
             ("discharge_reason", c.RULE_REASON_WITHOUT_DATE, reason.is_not_null() & ddate.is_null()),
             ("discharge_date", c.RULE_DATE_WITHOUT_REASON, ddate.is_not_null() & reason.is_null()),
         ]
+        # on the Enum's physical codes (positions in the code list): no string comparisons
+        ocu_codes = [c.SUBSTANCES.index(code) for code in (*c.OPIATES, c.CRACK)]
         cites_ocu = pl.any_horizontal(
-            _t(s).cast(pl.String).is_in([*c.OPIATES, c.CRACK]).fill_null(False)
+            _t(s).to_physical().is_in(ocu_codes).fill_null(False)
             for s in ("substance_1", "substance_2", "substance_3")
             if s in present
         )
+        occasional = c.DISCHARGE_REASONS.index("completed_occasional_user")
         rules.append(
             (
                 "discharge_reason",
                 c.RULE_OCCASIONAL,
-                (_t("discharge_reason").cast(pl.String) == "completed_occasional_user").fill_null(False) & cites_ocu,
+                (_t("discharge_reason").to_physical() == occasional).fill_null(False) & cites_ocu,
             )
         )
     if table is c.PREVALENCE:
@@ -158,50 +163,66 @@ def _row_rules(table: Table, present: set[str]) -> list[tuple[str, str, pl.Expr]
 
 
 def validate(source: Source, mapping: Mapping | None = None) -> Validated:
-    """Read and validate one table: typed valid rows plus an error record per broken rule."""
-    raw = collect_raw(scan_table(source, mapping), source)
+    """Read and validate one table: typed valid rows plus an error record per broken rule.
+
+    One lazy query reads the file, types every column and evaluates every rule.
+    """
+    scan = scan_table(source, mapping)
+    schema = scan.collect_schema()
     table = source.table
-    columns = [col for col in table.columns if col.name in raw.columns]
+    columns = [col for col in table.columns if col.name in schema]
     for col in columns:
-        dtype = raw.schema[col.name]
+        dtype = schema[col.name]
         if not (dtype in (pl.String, pl.Date, pl.Null, pl.Categorical) or dtype.is_numeric()
                 or isinstance(dtype, (pl.Datetime, pl.Enum))):
             raise InputError(f"{source.path}: column {col.name} holds {dtype} values; expected {col.kind} "
                              "(text, a number or a date)")
-    raw = raw.with_columns(_string(col.name) if raw.schema[col.name] == pl.String else pl.col(col.name) for col in columns)
+    strings = [col.name for col in columns if schema[col.name] == pl.String]
 
     typed_exprs, checks = [], []
     for col in columns:
-        typed, rule, bad = _typed(col, raw.schema[col.name], mapping)
+        typed, rule = _typed(col, schema[col.name], mapping)
         typed_exprs.append(typed.alias(_TYPED + col.name))
         if not col.nullable:
             checks.append((col.name, c.RULE_NULL, pl.col(col.name).is_null()))
-        if rule is not None and bad is not None:
-            checks.append((col.name, rule, bad))
-    checked = raw.with_columns(typed_exprs)
+        if rule is not None:
+            checks.append((col.name, rule, pl.col(col.name).is_not_null() & _t(col.name).is_null()))
     checks += _row_rules(table, {col.name for col in columns})
-    flags = checked.select(bad.alias(f"_bad{i}") for i, (_, _, bad) in enumerate(checks))
+    flag_names = [f"_bad{i}" for i in range(len(checks))]
+    checked = collect_raw(
+        scan.with_columns(_empty_is_null(name) for name in strings)
+        .with_columns(typed_exprs)
+        .with_columns(bad.alias(name) for name, (_, _, bad) in zip(flag_names, checks)),
+        source,
+    )
+    if table.id_column:
+        flag = flag_names[next(i for i, (column, rule, _) in enumerate(checks) if rule == c.RULE_DUPLICATE)]
+        if checked[flag].any():  # a hash was seen twice: apply the exact rule
+            ident = _t(table.id_column)
+            checked = checked.with_columns((ident.is_not_null() & ~ident.is_first_distinct()).alias(flag))
+    bad_rows = checked.select(pl.any_horizontal(flag_names)).to_series()
+    typed_columns = [pl.col(ROW), *[_t(col.name).alias(col.name) for col in columns]]
+    if not bad_rows.any():
+        frame = _add_absent_columns(checked.select(typed_columns), table)
+        empty = pl.DataFrame(schema=ERROR_SCHEMA)
+        return Validated(source, frame, empty, checked.height, checked.head(0).select(ROW))
 
     label = str(source.path)
     errors = [
-        checked.filter(flags[f"_bad{i}"]).select(
+        checked.filter(pl.col(name)).select(
             pl.lit(label).alias("file"),
             pl.col(ROW).cast(pl.Int64).alias("row"),
             pl.lit(column).alias("column"),
             pl.col(column).cast(pl.String).alias("value"),
             pl.lit(rule).alias("rule"),
         )
-        for i, (column, rule, _) in enumerate(checks)
-        if flags[f"_bad{i}"].any()
+        for name, (column, rule, _) in zip(flag_names, checks)
+        if checked[name].any()
     ]
-    errors_df = pl.concat(errors).sort("row", maintain_order=True) if errors else pl.DataFrame(schema=ERROR_SCHEMA)
-    any_bad = flags.select(pl.any_horizontal(pl.all()).alias("bad")).to_series() if checks else None
-    valid = checked if any_bad is None else checked.filter(~any_bad)
-    rejected = checked.head(0) if any_bad is None else checked.filter(any_bad)
-    rejected = rejected.select(pl.col(ROW), *[pl.col(col.name).cast(pl.String) for col in columns])
-    frame = valid.select(pl.col(ROW), *[_t(col.name).alias(col.name) for col in columns])
-    frame = _add_absent_columns(frame, table)
-    return Validated(source, frame, errors_df, raw.height, rejected)
+    errors_df = pl.concat(errors).sort("row", maintain_order=True)
+    rejected = checked.filter(bad_rows).select(pl.col(ROW), *[pl.col(col.name).cast(pl.String) for col in columns])
+    frame = _add_absent_columns(checked.filter(~bad_rows).select(typed_columns), table)
+    return Validated(source, frame, errors_df, checked.height, rejected)
 
 
 def _add_absent_columns(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
