@@ -398,7 +398,6 @@ def report(
     if result.changes is not None:
         changes = {(r["metric"], r["area_code"], r["category"]): r for r in result.changes.iter_rows(named=True)}
     if fmt == "json":
-        import json
 
         text = render.dumps(result.as_json())
     elif fmt == "table":

@@ -7,6 +7,8 @@ row). Types are not checked here: that is `validate`'s job.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,9 @@ import polars as pl
 
 from .contract import Table
 from .errors import InputError
-from .mapping import Mapping
+
+if TYPE_CHECKING:  # pydantic is imported only when a mapping is used
+    from .mapping import Mapping
 
 ROW = "_row"
 EXTENSIONS = (".csv", ".parquet", ".pq")

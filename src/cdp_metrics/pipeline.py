@@ -20,7 +20,6 @@ from . import contract as c
 from .errors import InputError, UsageError
 from .geography import check_la_codes, lookup
 from .io import Source, find_table_file
-from .mapping import Mapping, load_mapping
 from .people import people_in_treatment
 from .periods import Period, last_month_end_on_or_before
 from .result import Result
@@ -63,7 +62,11 @@ class Extract:
         self._shown: set[str] = set()
         self._warn = warn
         self._tables: dict[str, Validated] = {}
-        self.mapping: Mapping | None = load_mapping(options.mapping) if options.mapping else None
+        self.mapping = None
+        if options.mapping:
+            from .mapping import load_mapping  # pydantic: imported only when a mapping is used
+
+            self.mapping = load_mapping(options.mapping)
         if options.months < 1:
             raise UsageError(f"--months {options.months}: must be at least 1")
         if options.representation_months < 0:

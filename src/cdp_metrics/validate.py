@@ -8,6 +8,8 @@ rows used + rows rejected, always.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import polars as pl
@@ -16,7 +18,9 @@ from . import contract as c
 from .contract import Column, Table
 from .io import ROW, Source, collect_raw, scan_table
 from .errors import InputError
-from .mapping import Mapping
+
+if TYPE_CHECKING:  # pydantic is imported only when a mapping is used
+    from .mapping import Mapping
 
 ERROR_SCHEMA = {"file": pl.String, "row": pl.Int64, "column": pl.String, "value": pl.String, "rule": pl.String}
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
