@@ -58,7 +58,7 @@ def find(data: Path, table: str) -> Path:
 
 
 def load_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> dict[str, str]:
-    """raw_<table>: the contract columns as read (text trimmed, '' → NULL) plus _row; returns column types."""
+    """raw_<table>: the contract columns as read ('' → NULL; values taken as written) plus _row; returns column types."""
     if path.suffix == ".csv":
         source = f"(SELECT row_number() OVER () AS _row, * FROM read_csv('{path}', header = true, all_varchar = true))"
     else:
@@ -72,7 +72,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> dict[str
         if c not in types:
             cols.append(f"NULL::VARCHAR AS {c}")
         elif types[c] == "VARCHAR":
-            cols.append(f"NULLIF(TRIM({c}), '') AS {c}")
+            cols.append(f"NULLIF({c}, '') AS {c}")
         else:
             cols.append(c)
     con.execute(f"CREATE TEMP VIEW raw_{table} AS SELECT _row, {', '.join(cols)} FROM {source}")

@@ -81,7 +81,7 @@ def read(data: Path, table: str) -> tuple[pd.DataFrame, pd.Series]:
             if c in DATES and col.dtype == object and len(col.dropna()) and not isinstance(col.dropna().iloc[0], str):
                 df[c] = pd.to_datetime(col)  # datetime.date objects from Parquet
                 continue
-            col = col.str.strip().replace("", None)
+            col = col.replace("", None)  # values taken as written: ' M' is not the code M
             df[c] = col
             if c in DATES:
                 parsed = pd.to_datetime(col, format="%Y-%m-%d", errors="coerce")

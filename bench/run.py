@@ -343,7 +343,8 @@ def make_dirty(people: int, mem_limit_mb: float) -> Path:
         ("age", "12.5"), ("age", "130"), ("age", "-1"), ("age", "forty"), ("substance_1", "tea"),
         ("substance_2", "tea"), ("client_id", ""), ("discharge_date", "2000-01-01"),
         ("discharge_reason", "not_a_reason"), ("referral_date", "2023-02-30"),
-        ("age", "40.0"), ("sex", " M "), ("substance_3", ""),  # valid after parsing or trimming
+        ("sex", " M "),  # not trimmed: an unknown code
+        ("age", "40.0"), ("substance_3", ""),  # valid after parsing
     ]
     rows = ep.to_dicts()
     for (column, value), i in zip(edits, live):
