@@ -210,7 +210,7 @@ def test_html_report_is_self_contained_and_renders_in_a_real_browser(tmp_path):
 def test_report_table_has_sections_and_change_column():
     out = cli("report", "--la", CALDERDALE, "-f", "table", "--trend", "quarterly").stdout
     for heading in ("Numbers in treatment", "Unmet need", "Continuity of care", "Deaths in treatment",
-                    "Mortality ratio", "Successful completions", "Since baseline", "Trend"):
+                    "Mortality ratio", "Successful completions", "vs baseline", "Trend"):
         assert heading in out
     assert "\x1b[" not in out
 

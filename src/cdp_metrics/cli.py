@@ -177,6 +177,14 @@ def _stderr():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _stdout():
+    """The console for tables: the terminal's width, or 120 columns when stdout is a file or a pipe."""
+    from rich.console import Console
+
+    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(highlight=False, width=wide)
+
+
 def _say(label: str, style: str, message: str) -> None:
     """One diagnostic line on stderr. The message is plain text: values from the data may hold '[...]'."""
     from rich.text import Text
@@ -237,9 +245,7 @@ def _emit(common: Common, results) -> None:
         if common.output is not None:
             render.write_atomic(common.output, render.table_text(results))
             return
-        from rich.console import Console
-
-        render.to_table(results, Console(highlight=False))
+        render.to_table(results, _stdout())
         return
     _write(common, render.render(results, fmt))
 
@@ -402,9 +408,7 @@ def report(
         text = render.dumps(result.as_json())
     elif fmt == "table":
         if common.output is None:
-            from rich.console import Console
-
-            out = Console(highlight=False)
+            out = _stdout()
             render.to_table(result.results, out, changes=changes)
             _print_extras(result, options.las, out)
             return

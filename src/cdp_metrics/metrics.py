@@ -21,12 +21,18 @@ _LA_COLUMNS = ["la_code", "category", "numerator", "denominator"]
 
 
 def _by_group(people: pl.LazyFrame, numerator: pl.Expr) -> pl.LazyFrame:
-    """Per LA, for `all` and each substance group: people meeting `numerator` over people."""
-    aggs = [numerator.fill_null(False).sum().cast(pl.Int64).alias("numerator"),
-            pl.len().cast(pl.Int64).alias("denominator")]
-    everyone = people.group_by("la_code").agg(aggs).with_columns(pl.lit("all").alias("category"))
-    groups = people.group_by("la_code", pl.col("substance_group").cast(pl.String).alias("category")).agg(aggs)
-    return pl.concat([everyone.select(_LA_COLUMNS), groups.select(_LA_COLUMNS)])
+    """Per LA, for `all` and each substance group: people meeting `numerator` over people.
+
+    The four groups partition the people, so `all` is the sum of the group rows
+    (one pass over the people, not two).
+    """
+    groups = people.group_by("la_code", pl.col("substance_group").cast(pl.String).alias("category")).agg(
+        numerator.fill_null(False).sum().cast(pl.Int64).alias("numerator"),
+        pl.len().cast(pl.Int64).alias("denominator"),
+    )
+    everyone = groups.group_by("la_code").agg(pl.col("numerator").sum(), pl.col("denominator").sum())
+    return pl.concat([everyone.with_columns(pl.lit("all").alias("category")).select(_LA_COLUMNS),
+                      groups.select(_LA_COLUMNS)])
 
 
 def in_treatment(people: pl.LazyFrame) -> pl.DataFrame:
@@ -94,7 +100,14 @@ def continuity(releases: pl.LazyFrame, episodes: pl.LazyFrame, period: Period) -
         pl.col("release_date").is_between(period.start, period.end) & pl.col("exclusion").is_null()
     ).select("release_id", "client_id", "la_code", "release_date")
     engaged = (
-        eligible.join(episodes.select("client_id", "triage_date"), on="client_id", how="inner")
+        eligible.join(
+            # only episodes that can fall in a window (cheaper join)
+            episodes.select("client_id", "triage_date").filter(
+                pl.col("triage_date").is_between(period.start, period.end + timedelta(days=CONTINUITY_DAYS))
+            ),
+            on="client_id",
+            how="inner",
+        )
         .filter(
             pl.col("triage_date").is_between(
                 pl.col("release_date"), pl.col("release_date") + pl.duration(days=CONTINUITY_DAYS)
@@ -212,7 +225,12 @@ def completions(
     if representation_months > 0:
         candidates = adults.filter(pl.col("_success")).select("client_id", "discharge_date")
         returned = (
-            candidates.join(episodes.select("client_id", "triage_date"), on="client_id", how="inner")
+            candidates.join(
+                # a re-presentation follows a discharge in the period: earlier episodes cannot be one
+                episodes.select("client_id", "triage_date").filter(pl.col("triage_date") > period.start),
+                on="client_id",
+                how="inner",
+            )
             .filter(
                 (pl.col("triage_date") > pl.col("discharge_date"))
                 & (pl.col("triage_date") <= pl.col("discharge_date").dt.offset_by(f"{representation_months}mo"))

@@ -137,51 +137,55 @@ def _change(change: dict | None):
 
 
 def to_table(results: list[Result], console, notes: bool = False, changes: dict | None = None) -> None:
-    """Print one Rich table per metric: a heading row per category, then its LA, region and England rows."""
+    """Print one Rich table per metric: a heading row per category, then its LA, region and England rows.
+
+    Figures are never cut: each figure column is at least as wide as its widest
+    cell, and on a narrow terminal only the area names shorten.
+    """
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     for result in results:
         count = result.metric == "in_treatment"
-        title = f"{TITLES[result.metric]} — {result.period}"
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, min_width=len(title))
-        table.add_column("Area", no_wrap=True, overflow="ellipsis", min_width=18)
-        if count:
-            table.add_column("People", justify="right", no_wrap=True)
-        else:
-            table.add_column("Count", justify="right", no_wrap=True)
-            table.add_column("Of", justify="right", no_wrap=True)
-            table.add_column("%", justify="right", no_wrap=True)
-            table.add_column(f"{result.confidence:g}% CI", justify="right", no_wrap=True)
-            table.add_column("vs England", no_wrap=True)
+        headers = ["People"] if count else ["Count", "Of", "%", f"{result.confidence:g}% CI", "vs England"]
         if changes:
-            table.add_column("Since baseline", justify="right", no_wrap=True)
+            headers.append("vs baseline")
+        rows: list[tuple[Text | None, list]] = []  # (category heading, None) or (area, figure cells)
         previous = None
         for row in result.row_dicts():
             category = row["category"]
             if category != previous:
-                if previous is not None:
-                    table.add_section()
                 label = "All releases" if result.metric == "continuity" else CATEGORY_LABELS.get(category, category)
-                table.add_row(Text(label, style="bold underline"))
+                rows.append((Text(label, style="bold underline"), None))
                 previous = category
-            since = [_change(changes.get((result.metric, row["area_code"], category)))] if changes else []
-            if count:
-                table.add_row(_area(row), _num(row["numerator"], 0), *since)
-                continue
-            denominator = row["denominator"]
-            comparison = row["comparison"]
-            verdict = Text(COMPARISON_MARK[comparison], style=COMPARISON_STYLE[comparison]) if comparison else ""
-            table.add_row(
-                _area(row),
-                _num(row["numerator"], 0),
-                _num(denominator, 0 if isinstance(denominator, int) else 1),
-                _num(row["value"]),
-                _ci(row),
-                verdict,
-                *since,
-            )
+            cells: list = [_num(row["numerator"], 0)]
+            if not count:
+                denominator = row["denominator"]
+                comparison = row["comparison"]
+                cells += [
+                    _num(denominator, 0 if isinstance(denominator, int) else 1),
+                    _num(row["value"]),
+                    _ci(row),
+                    Text(COMPARISON_MARK[comparison], style=COMPARISON_STYLE[comparison]) if comparison else "",
+                ]
+            if changes:
+                cells.append(_change(changes.get((result.metric, row["area_code"], category))))
+            rows.append((_area(row), cells))
+        widths = [max([len(h)] + [len(str(cells[i])) for _, cells in rows if cells]) for i, h in enumerate(headers)]
+        title = f"{TITLES[result.metric]} — {result.period}"
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column("Area", overflow="fold", min_width=12)  # the one column that may wrap
+        for header, width in zip(headers, widths):
+            justify = "left" if header == "vs England" else "right"
+            table.add_column(header, justify=justify, no_wrap=True, min_width=width)
+        for first, cells in rows:
+            if cells is None:
+                if table.row_count:
+                    table.add_section()
+                table.add_row(first)
+            else:
+                table.add_row(first, *cells)
         console.print(table)
         for warning in result.warnings if notes else ():
             console.print(f"note: {warning}", style="dim", highlight=False, markup=False)
