@@ -174,7 +174,8 @@ def to_table(results: list[Result], console, notes: bool = False, changes: dict 
             rows.append((_area(row), cells))
         widths = [max([len(h)] + [len(str(cells[i])) for _, cells in rows if cells]) for i, h in enumerate(headers)]
         title = f"{TITLES[result.metric]} — {result.period}"
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                      min_width=len(title))
         table.add_column("Area", overflow="fold", min_width=12)  # the one column that may wrap
         for header, width in zip(headers, widths):
             justify = "left" if header == "vs England" else "right"
