@@ -220,3 +220,16 @@ def test_wilson_of_published_england_example_is_outside():
     lo, hi = wilson(1435 - 733, 1435)
     assert 100 * hi < 57.8
     assert os.path.exists(BENCHMARKS)
+
+
+def test_side_files_missing_or_lacking_a_column_exit_1(two_periods, tmp_path):
+    """Targets, benchmarks and reference rates share one reader: not found, unreadable, missing column."""
+    run = cli("report", "--data", two_periods, "--targets", tmp_path / "nope.csv", "-f", "json")
+    assert run.exit_code == 1 and "targets file not found" in run.stderr
+    rates = tmp_path / "rates.csv"
+    rates.write_text("sex,rate\nM,0.01\n")
+    run = cli("deaths", "--data", two_periods, "--reference-rates", rates, "-f", "json")
+    assert run.exit_code == 1 and "missing required column 'age_band'" in run.stderr
+    run = cli("in-treatment", "--data", two_periods, "--benchmarks", tmp_path / "none.csv", "-f", "json")
+    assert run.exit_code == 1 and "benchmarks file not found" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -18,6 +18,7 @@ import polars as pl
 from . import contract as c
 from .errors import InputError
 from .geography import lookup
+from .io import read_side_table
 from .stats import compare
 
 SCHEMA = {
@@ -37,15 +38,7 @@ REQUIRED = ("area_code", "area_type", "metric", "category", "period_end")
 
 def load(path: Path) -> pl.DataFrame:
     """Read and check a benchmarks file; InputError (exit 1) naming the first bad row."""
-    try:
-        frame = pl.read_csv(path, schema_overrides=SCHEMA, comment_prefix="#")
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: benchmarks file not found") from exc
-    except Exception as exc:
-        raise InputError(f"{path}: unreadable benchmarks: {str(exc).strip().splitlines()[0]}") from exc
-    missing = [col for col in REQUIRED if col not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: missing required column {', '.join(repr(m) for m in missing)}")
+    frame = read_side_table(path, "benchmarks", SCHEMA, REQUIRED, comment_prefix="#")
     frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(col) for col, dtype in SCHEMA.items()
                                if col not in frame.columns).select(list(SCHEMA))
     frame = frame.with_columns(pl.col("period_end").str.to_date("%Y-%m-%d", strict=False).alias("_end"))

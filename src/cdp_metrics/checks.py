@@ -10,9 +10,10 @@ from pathlib import Path
 import polars as pl
 
 from . import contract as c
+from .errors import InputError
 from .pipeline import Extract, RunOptions
 from .render import write_atomic
-from .validate import ERROR_SCHEMA, Validated
+from .validate import Validated
 
 SHOWN_IN_TABLE = 200
 
@@ -45,18 +46,12 @@ def check_extract(options: RunOptions, rejects: Path | None = None) -> CheckRepo
     extract = Extract(options)
     tables = [extract.table(t) for t in (c.EPISODES, c.RELEASES, c.PREVALENCE) if extract.has(t)]
     if not tables:
-        raise_missing(options)
-    errors = pl.concat([t.errors for t in tables]) if tables else pl.DataFrame(schema=ERROR_SCHEMA)
+        raise InputError(f"{options.data or 'the data folder'}: no episodes, prison_releases or prevalence file")
+    errors = pl.concat([t.errors for t in tables])
     report = CheckReport(tables, errors)
     if rejects is not None:
         write_atomic(rejects, rejected_rows_csv(tables))
     return report
-
-
-def raise_missing(options: RunOptions) -> None:
-    from .errors import InputError
-
-    raise InputError(f"{options.data or 'the data folder'}: no episodes, prison_releases or prevalence file")
 
 
 def rejected_rows_csv(tables: list[Validated]) -> str:

@@ -153,3 +153,21 @@ def collect_raw(lf: pl.LazyFrame, source: Source) -> pl.DataFrame:
     if df.height == 0:
         raise InputError(f"{source.label}: empty input (no data rows)")
     return df
+
+
+def read_side_table(path: Path, what: str, schema: dict, required: tuple[str, ...], **options) -> pl.DataFrame:
+    """A small CSV supplied beside the extract (benchmarks, targets, reference rates).
+
+    InputError (exit 1) when it is missing, unreadable or lacks a required column;
+    the caller checks its rows.
+    """
+    try:
+        frame = pl.read_csv(path, schema_overrides=schema, **options)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: {what} file not found") from exc
+    except Exception as exc:
+        raise InputError(f"{path}: unreadable {what}: {describe_error(exc)}") from exc
+    missing = [col for col in required if col not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing required column {', '.join(repr(m) for m in missing)}")
+    return frame

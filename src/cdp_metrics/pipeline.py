@@ -19,7 +19,7 @@ from . import areas, benchmarks, metrics
 from . import contract as c
 from .errors import InputError, UsageError
 from .geography import check_la_codes, lookup
-from .io import Source, find_table_file
+from .io import Source, find_table_file, read_side_table
 from .people import people_in_treatment
 from .periods import Period, last_month_end_on_or_before
 from .result import Result
@@ -27,6 +27,8 @@ from .stats import z_for
 from .validate import Validated, format_error, validate
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples"
+# the RunOptions field (and CLI option) naming one table's file
+OPTION_FOR_TABLE = {"episodes": "episodes", "prison_releases": "releases", "prevalence": "prevalence"}
 
 
 @dataclass(frozen=True)
@@ -82,18 +84,22 @@ class Extract:
         """The rejected-rows summaries of the tables a metric uses (read by then)."""
         return [self.table_warnings[t.name] for t in tables if t.name in self.table_warnings]
 
-    def for_period(self, end: date, months: int | None = None) -> Extract:
-        """The same validated tables (not read again) seen over another reporting period."""
+    def for_period(self, end: date, months: int | None = None, quiet: bool = False) -> Extract:
+        """The same validated tables (not read again) seen over another reporting period.
+
+        `quiet`: its diagnostics are not shown (they stay in its results' warnings).
+        """
         other = copy.copy(self)
         other.options = replace(self.options, period_end=end, months=months or self.options.months)
+        if quiet:
+            other._warn = None
         for derived in ("period", "people"):
             other.__dict__.pop(derived, None)
         return other
 
     # -- read and validate ------------------------------------------------------------
     def source(self, table: c.Table) -> Source | None:
-        explicit = {"episodes": self.options.episodes, "prison_releases": self.options.releases,
-                    "prevalence": self.options.prevalence}[table.name]
+        explicit = getattr(self.options, OPTION_FOR_TABLE[table.name])
         if explicit is not None:
             return Source(Path(explicit), table)
         directory = Path(self.options.data) if self.options.data else BUNDLED_SAMPLE
@@ -110,7 +116,8 @@ class Extract:
             source = self.source(table)
             if source is None:
                 folder = self.options.data or BUNDLED_SAMPLE
-                raise InputError(f"{folder}: no {table.name}.csv or {table.name}.parquet (or pass --{_flag(table)})")
+                raise InputError(f"{folder}: no {table.name}.csv or {table.name}.parquet "
+                                 f"(or pass --{OPTION_FOR_TABLE[table.name]})")
             checked = validate(source, self.mapping)
             if not checked.errors.is_empty():
                 if self.options.strict:
@@ -125,9 +132,6 @@ class Extract:
 
     def frame(self, table: c.Table) -> pl.LazyFrame:
         return self.table(table).frame.lazy()
-
-    def validated(self) -> list[Validated]:
-        return list(self._tables.values())
 
     # -- periods and people ---------------------------------------------------------------
     @cached_property
@@ -171,10 +175,6 @@ class Extract:
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         return [f"{len(unknown)} LA code(s) not in the shipped ONS lookup ({shown}): "
                 "they count towards England but have no name or region"]
-
-
-def _flag(table: c.Table) -> str:
-    return {"episodes": "episodes", "prison_releases": "releases", "prevalence": "prevalence"}[table.name]
 
 
 # -- one function per metric: Extract → Result -------------------------------------------------
@@ -286,13 +286,8 @@ def _reference_rates(extract: Extract, strata: pl.DataFrame) -> tuple[pl.DataFra
     path = extract.options.reference_rates
     if path is None:
         return metrics.england_rates(strata), []
-    try:
-        rates = pl.read_csv(path, schema_overrides={"sex": pl.String, "age_band": pl.String, "rate": pl.Float64})
-    except Exception as exc:
-        raise InputError(f"{path}: unreadable reference rates: {str(exc).splitlines()[0]}") from exc
-    missing = {"sex", "age_band", "rate"} - set(rates.columns)
-    if missing:
-        raise InputError(f"{path}: missing required column {', '.join(sorted(missing))}")
+    schema = {"sex": pl.String, "age_band": pl.String, "rate": pl.Float64}
+    rates = read_side_table(path, "reference rates", schema, tuple(schema))
     bands = [label for _, _, label in c.AGE_BANDS]
     bad = rates.with_row_index("row", offset=1).filter(
         ~pl.col("sex").is_in(c.SEXES) | ~pl.col("age_band").is_in(bands) | ~pl.col("rate").is_between(0, 1)

@@ -18,6 +18,7 @@ import polars as pl
 from . import contract as c
 from .errors import InputError, UsageError
 from .periods import Period, add_months
+from .io import read_side_table
 from .pipeline import COMMANDS, Extract, RunOptions
 from .result import Result
 
@@ -84,16 +85,8 @@ def changes(current: list[Result], baseline: list[Result]) -> pl.DataFrame:
 
 def load_targets(path: Path) -> pl.DataFrame:
     """la_code, metric, category, target — one local target per row."""
-    try:
-        frame = pl.read_csv(path, schema_overrides={"la_code": pl.String, "metric": pl.String,
-                                                    "category": pl.String, "target": pl.Float64})
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: targets file not found") from exc
-    except Exception as exc:
-        raise InputError(f"{path}: unreadable targets: {str(exc).strip().splitlines()[0]}") from exc
-    missing = [col for col in ("la_code", "metric", "category", "target") if col not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: missing required column {', '.join(repr(m) for m in missing)}")
+    schema = {"la_code": pl.String, "metric": pl.String, "category": pl.String, "target": pl.Float64}
+    frame = read_side_table(path, "targets", schema, tuple(schema))
     bad = frame.with_row_index("row", offset=1).filter(
         ~pl.col("metric").is_in(c.METRICS) | pl.col("target").is_null() | pl.col("la_code").is_null()
         | ~pl.col("la_code").str.contains(c.LA_CODE_PATTERN).fill_null(False)
@@ -175,7 +168,7 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         frames = []
         for q in quarter_ends(start, extract.period.end):
             step(f"trend {q.isoformat()}")
-            for r in _all_metrics(extract.for_period(q), quiet=True):
+            for r in _all_metrics(extract.for_period(q, quiet=True)):
                 frames.append(r.rows.with_columns(pl.lit(r.metric).alias("metric"), pl.lit(q).alias("period_end"))
                               .select("metric", "period_end", "area_code", "area_name", "area_type", "category",
                                       pl.col("value").cast(pl.Float64), "ci_lower", "ci_upper", "suppressed"))
@@ -183,23 +176,16 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     return Report(results, baseline, changes_, targets, trend_rows, notes)
 
 
-def _all_metrics(extract: Extract, quiet: bool = False) -> list[Result]:
+def _all_metrics(extract: Extract) -> list[Result]:
     """Every metric the extract can give; a missing releases or prevalence table skips its metric."""
-    original = extract._warn
-    if quiet:
-        extract._warn = None
-    try:
-        out: list[Result] = []
-        for fn in COMMANDS["report"]:
-            needs = {"continuity": c.RELEASES, "unmet_need": c.PREVALENCE}.get(fn.__name__)
-            if needs is not None and not extract.has(needs):
-                notes = f"no {needs.name} table: {fn.__name__.replace('_', ' ')} left out of the report"
-                extract.note(notes)
-                continue
-            out.extend(fn(extract))
-        return out
-    finally:
-        extract._warn = original
+    out: list[Result] = []
+    for fn in COMMANDS["report"]:
+        needs = {"continuity": c.RELEASES, "unmet_need": c.PREVALENCE}.get(fn.__name__)
+        if needs is not None and not extract.has(needs):
+            extract.note(f"no {needs.name} table: {fn.__name__.replace('_', ' ')} left out of the report")
+            continue
+        out.extend(fn(extract))
+    return out
 
 
 def _covers(extract: Extract, period: Period) -> tuple[bool, str]:
