@@ -236,16 +236,27 @@ def shared_options(*groups: list[inspect.Parameter]):
     return decorate
 
 
-def _emit(common: Common, results) -> None:
-    """Render results in the chosen format to stdout or atomically to --output; warnings already on stderr."""
+def _emit(common: Common, results, *, document: dict | None = None, changes: dict | None = None,
+          after_table=None) -> None:
+    """Render results in the chosen format to stdout or atomically to --output; warnings already on stderr.
+
+    `document` replaces the plain JSON of the results; `changes` adds the since-baseline column to
+    tables; `after_table(console)` prints more under the tables on a terminal.
+    """
     from . import render
 
     fmt = common.output_format()
     if fmt == "table":
         if common.output is not None:
-            render.write_atomic(common.output, render.table_text(results))
+            render.write_atomic(common.output, render.table_text(results, changes=changes))
             return
-        render.to_table(results, _stdout())
+        console = _stdout()
+        render.to_table(results, console, changes=changes)
+        if after_table is not None:
+            after_table(console)
+        return
+    if fmt == "json" and document is not None:
+        _write(common, render.dumps(document))
         return
     _write(common, render.render(results, fmt))
 
@@ -390,7 +401,7 @@ def report(
     from . import render
     from .report import build
 
-    fmt = common.output_format()
+    common.output_format()  # a bad --format is a usage error before any work
     baseline = None if baseline_end.lower() == "none" else _parse_date(baseline_end, "--baseline-end")
     options = common.run_options()
     with _progress(common.quiet) as step:
@@ -400,22 +411,8 @@ def report(
         from .html import render_html
 
         render.write_atomic(html, render_html(result, options.las))
-    changes = None
-    if result.changes is not None:
-        changes = {(r["metric"], r["area_code"], r["category"]): r for r in result.changes.iter_rows(named=True)}
-    if fmt == "json":
-
-        text = render.dumps(result.as_json())
-    elif fmt == "table":
-        if common.output is None:
-            out = _stdout()
-            render.to_table(result.results, out, changes=changes)
-            _print_extras(result, options.las, out)
-            return
-        text = render.table_text(result.results, changes=changes)
-    else:
-        text = render.render(result.results, fmt)
-    _write(common, text)
+    _emit(common, result.results, document=result.as_json(), changes=result.changes_by_key(),
+          after_table=lambda console: _print_extras(result, options.las, console))
 
 
 def _print_extras(result, las, console) -> None:

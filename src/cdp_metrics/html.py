@@ -198,9 +198,7 @@ def render_html(report: Report, las: tuple[str, ...] = (), title: str | None = N
     names = sorted({r["area_name"] or r["area_code"] for res in report.results for r in res.row_dicts()
                     if r["area_type"] == "la" and (not las or r["area_code"] in las)})
     heading = title or ("Drug and alcohol treatment outcomes — " + (", ".join(names) if las else "all areas"))
-    changes = {}
-    if report.changes is not None:
-        changes = {(r["metric"], r["area_code"], r["category"]): r for r in report.changes.iter_rows(named=True)}
+    changes = report.changes_by_key()
     baseline = (f"; baseline {report.baseline[0].period}" if report.baseline else "")
     body = [f"<h1>{escape(heading)}</h1>",
             f'<p class="meta">Period {first.period}{escape(baseline)}. Comparison with England at '

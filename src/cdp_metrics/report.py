@@ -39,6 +39,12 @@ class Report:
     trend: pl.DataFrame | None
     notes: list[str]
 
+    def changes_by_key(self) -> dict[tuple[str, str, str], dict]:
+        """Each change row under its (metric, area_code, category): what tables and pages look up."""
+        if self.changes is None:
+            return {}
+        return {(r["metric"], r["area_code"], r["category"]): r for r in self.changes.iter_rows(named=True)}
+
     def as_json(self) -> dict:
         doc: dict = {"contract": 1, "results": [r.as_json() for r in self.results]}
         if self.baseline is not None:
