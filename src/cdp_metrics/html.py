@@ -7,7 +7,7 @@ from html import escape
 
 import polars as pl
 
-from .render import CATEGORY_LABELS, TITLES
+from .render import TITLES, _num, category_label, change_text
 from .report import Report
 
 COLOURS = {"better": "#1b7f3b", "worse": "#b3261e", "similar": "#8a6d00"}
@@ -26,14 +26,6 @@ figure.chart{margin:.6rem 0 1.6rem}.legend{margin-left:56px}.legend span{margin-
 """
 
 
-def _fmt(value, decimals: int = 1) -> str:
-    if value is None:
-        return "*"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.{decimals}f}"
-
-
 def _badge(comparison: str | None) -> str:
     if not comparison:
         return ""
@@ -44,11 +36,7 @@ def _badge(comparison: str | None) -> str:
 def _change_cell(change: dict | None) -> str:
     if not change or change["change"] is None:
         return "<td>–</td>"
-    sign = "+" if change["change"] > 0 else ""
-    unit = {"people": "", "points": " pts"}.get(change["unit"], " pp")
-    decimals = 0 if change["unit"] == "people" else 1
-    arrow = {"improved": "▲", "worsened": "▼", "no change": "="}[change["direction"]]
-    return (f'<td class="{change["direction"].replace(" ", "-")}">{arrow} {sign}{change["change"]:,.{decimals}f}{unit}'
+    return (f'<td class="{change["direction"].replace(" ", "-")}">{change_text(change)}'
             f' <span class="note">({change["direction"]})</span></td>')
 
 
@@ -64,18 +52,17 @@ def _metric_table(result, changes: dict) -> str:
         if row["category"] != previous:
             if previous is not None:
                 parts.append("</tbody></table>")
-            label = "All releases" if result.metric == "continuity" else CATEGORY_LABELS.get(row["category"],
-                                                                                              row["category"])
+            label = category_label(result.metric, row["category"])
             parts.append(f"<h3>{escape(label)}</h3><table><thead><tr>"
                          + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>")
             previous = row["category"]
         name = escape(row["area_name"] or row["area_code"])
-        cells = [f"<td>{name}</td>", f"<td>{_fmt(row['numerator'])}</td>"]
+        cells = [f"<td>{name}</td>", f"<td>{_num(row['numerator'])}</td>"]
         if not count:
             den = row["denominator"]
             cells += [
-                f"<td>{_fmt(den, 0 if isinstance(den, int) else 1)}</td>",
-                f"<td>{_fmt(row['value'])}</td>",
+                f"<td>{_num(den, 0 if isinstance(den, int) else 1)}</td>",
+                f"<td>{_num(row['value'])}</td>",
                 "<td>*</td>" if row["suppressed"] else (
                     f"<td>{row['ci_lower']:.1f}–{row['ci_upper']:.1f}</td>" if row["ci_lower"] is not None
                     else "<td>–</td>"),
@@ -170,7 +157,7 @@ def _trend_section(report: Report, las: tuple[str, ...]) -> str:
                 points = [(d, None if v is None or not base else 100 * v / base) for d, v in points]
             series[name] = points
             colours[name] = SERIES[first["area_type"]]
-        label = "All releases" if metric == "continuity" else CATEGORY_LABELS.get(category, category)
+        label = category_label(metric, category)
         suffix = " (index, first quarter = 100)" if metric == "in_treatment" else ""
         out.append(line_chart(series, colours, f"{TITLES[metric]} — {label}{suffix}"))
     return "".join(out)
@@ -185,8 +172,8 @@ def _targets_section(report: Report) -> str:
         progress = "–" if t["progress_percent"] is None else f"{t['progress_percent']:.0f}%"
         met = "–" if t["met"] is None else ("yes" if t["met"] else "not yet")
         rows.append(f"<tr><td>{escape(t['area_name'] or t['la_code'])}</td><td>{escape(TITLES[t['metric']])}</td>"
-                    f"<td>{escape(CATEGORY_LABELS.get(t['category'], t['category']))}</td>"
-                    f"<td>{_fmt(t['baseline_value'])}</td><td>{_fmt(t['value'])}</td><td>{_fmt(t['target'])}</td>"
+                    f"<td>{escape(category_label(t['metric'], t['category']))}</td>"
+                    f"<td>{_num(t['baseline_value'])}</td><td>{_num(t['value'])}</td><td>{_num(t['target'])}</td>"
                     f"<td>{progress}</td><td>{met}</td></tr>")
     rows.append("</tbody></table>")
     return "".join(rows)

@@ -124,16 +124,26 @@ def _area(row: dict):
     return Text(f"  {name}")
 
 
+def category_label(metric: str, category: str) -> str:
+    """How a category is named in tables and pages (continuity's `all` counts releases, not adults)."""
+    return "All releases" if metric == "continuity" else CATEGORY_LABELS.get(category, category)
+
+
+def change_text(change: dict) -> str:
+    """A change since the baseline, e.g. `▲ +5.2 pp` (the arrow says improved or worsened)."""
+    decimals = 0 if change["unit"] == "people" else 1
+    unit = {"people": "", "points": " pts"}.get(change["unit"], " pp")
+    arrow = {"improved": "▲", "worsened": "▼", "no change": "="}[change["direction"]]
+    return f"{arrow} {change['change']:+,.{decimals}f}{unit}"
+
+
 def _change(change: dict | None):
     from rich.text import Text
 
     if not change or change["change"] is None:
         return Text("–", style="dim")
-    decimals = 0 if change["unit"] == "people" else 1
-    unit = {"people": "", "points": " pts"}.get(change["unit"], " pp")
-    arrow = {"improved": "▲", "worsened": "▼", "no change": "="}[change["direction"]]
     style = {"improved": "green", "worsened": "red", "no change": ""}[change["direction"]]
-    return Text(f"{arrow} {change['change']:+,.{decimals}f}{unit}", style=style)
+    return Text(change_text(change), style=style)
 
 
 def to_table(results: list[Result], console, notes: bool = False, changes: dict | None = None) -> None:
@@ -156,8 +166,7 @@ def to_table(results: list[Result], console, notes: bool = False, changes: dict 
         for row in result.row_dicts():
             category = row["category"]
             if category != previous:
-                label = "All releases" if result.metric == "continuity" else CATEGORY_LABELS.get(category, category)
-                rows.append((Text(label, style="bold underline"), None))
+                rows.append((Text(category_label(result.metric, category), style="bold underline"), None))
                 previous = category
             cells: list = [_num(row["numerator"], 0)]
             if not count:
