@@ -12,6 +12,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from . import contract as c
+from .people import ocu_group, substance_group
 from .periods import Period, add_months
 
 GROUP_CATEGORIES = ("all", *c.SUBSTANCE_GROUPS)
@@ -20,33 +21,92 @@ CONTINUITY_DAYS = 21
 _LA_COLUMNS = ["la_code", "category", "numerator", "denominator"]
 
 
-def _by_group(people: pl.LazyFrame, numerator: pl.Expr) -> pl.LazyFrame:
-    """Per LA, for `all` and each substance group: people meeting `numerator` over people.
+def cube(people: pl.LazyFrame, episodes: pl.LazyFrame, period: Period, representation_months: int) -> pl.DataFrame:
+    """People per LA and per combination of everything a people-based metric splits or counts by.
 
-    The four groups partition the people, so `all` is the sum of the group rows
-    (one pass over the people, not two).
+    Columns: la_code, adult, sex, age_band (null for young people), opiate,
+    crack, alcohol, other_drug, died, completed (see `completions`) and
+    `people`. A few thousand rows, from which each metric is a small sum.
+
+    The people frame is grouped once, on la_code and one small integer that
+    packs the rest (see `_CODE`); the integer is unpacked on the small result.
     """
-    groups = people.group_by("la_code", pl.col("substance_group").cast(pl.String).alias("category")).agg(
-        numerator.fill_null(False).sum().cast(pl.Int64).alias("numerator"),
-        pl.len().cast(pl.Int64).alias("denominator"),
+    adults = pl.col("adult")
+    success = adults & _successful(period)
+    completed = success
+    if representation_months > 0:
+        returned = _returned(people.filter(success), episodes, period, representation_months)
+        completed = success & ~pl.col("client_id").is_in(returned.implode())
+    code = pl.sum_horizontal(
+        *[pl.col(flag).cast(pl.UInt16) * (1 << bit) for flag, bit in _FLAG_BITS.items()],
+        _died(period).cast(pl.UInt16) * (1 << _DIED_BIT),
+        completed.cast(pl.UInt16) * (1 << _COMPLETED_BIT),
+        pl.col("sex").to_physical().cast(pl.UInt16) * (1 << _SEX_SHIFT),
+        _band_code() * (1 << _BAND_SHIFT),
+    )
+    counts = people.group_by("la_code", code.alias("_code")).agg(pl.len().cast(pl.Int64).alias("people"))
+    bit = lambda n: (pl.col("_code") & (1 << n)) != 0  # noqa: E731
+    band = pl.col("_code") // (1 << _BAND_SHIFT)
+    return counts.select(
+        "la_code",
+        (band > 0).alias("adult"),
+        (pl.col("_code") // (1 << _SEX_SHIFT) % 4).replace_strict(dict(enumerate(c.SEXES)), return_dtype=pl.String)
+        .alias("sex"),
+        band.replace_strict({i + 1: label for i, (_, _, label) in enumerate(c.AGE_BANDS)}, default=None,
+                            return_dtype=pl.String).alias("age_band"),
+        *[bit(n).alias(flag) for flag, n in _FLAG_BITS.items()],
+        bit(_DIED_BIT).alias("died"),
+        bit(_COMPLETED_BIT).alias("completed"),
+        "people",
+    ).collect()
+
+
+# The cube's packed code: a bit per substance flag, died, completed; two bits of sex; three of age band.
+_FLAG_BITS = {"opiate": 0, "crack": 1, "alcohol": 2, "other_drug": 3}
+_DIED_BIT, _COMPLETED_BIT, _SEX_SHIFT, _BAND_SHIFT = 4, 5, 6, 8
+_CODE = (_FLAG_BITS, _DIED_BIT, _COMPLETED_BIT, _SEX_SHIFT, _BAND_SHIFT)
+assert len(c.SEXES) <= 4 and len(c.AGE_BANDS) < 8 and c.AGE_BANDS[0][0] == c.ADULT_AGE
+
+
+def _band_code() -> pl.Expr:
+    """0 for young people, then 1, 2, … for the mortality ratio's adult age bands (18–29, 30–39, …)."""
+    return pl.sum_horizontal((pl.col("age") >= low).cast(pl.UInt16) for low, _, _ in c.AGE_BANDS)
+
+
+def _with_groups(cube: pl.LazyFrame) -> pl.LazyFrame:
+    return cube.with_columns(
+        substance_group().cast(pl.String).alias("substance_group"), ocu_group().cast(pl.String).alias("ocu_group")
+    )
+
+
+def _people_where(condition: pl.Expr) -> pl.Expr:
+    """The number of people in the cube rows meeting `condition`."""
+    return pl.col("people").filter(condition).sum().cast(pl.Int64)
+
+
+def _by_group(cube: pl.LazyFrame, numerator: pl.Expr) -> pl.LazyFrame:
+    """Per LA, for `all` and each substance group: adults meeting `numerator` over adults."""
+    groups = (
+        _with_groups(cube.filter(pl.col("adult")))
+        .group_by("la_code", pl.col("substance_group").alias("category"))
+        .agg(_people_where(numerator).alias("numerator"), pl.col("people").sum().alias("denominator"))
     )
     everyone = groups.group_by("la_code").agg(pl.col("numerator").sum(), pl.col("denominator").sum())
     return pl.concat([everyone.with_columns(pl.lit("all").alias("category")).select(_LA_COLUMNS),
                       groups.select(_LA_COLUMNS)])
 
 
-def in_treatment(people: pl.LazyFrame) -> pl.DataFrame:
+def in_treatment(cube: pl.LazyFrame) -> pl.DataFrame:
     """People in treatment in the period: adults (all and by substance group) and young people."""
-    adults = people.filter(pl.col("adult"))
     young = (
-        people.filter(~pl.col("adult"))
+        cube.filter(~pl.col("adult"))
         .group_by("la_code")
-        .agg(pl.len().cast(pl.Int64).alias("numerator"))
+        .agg(pl.col("people").sum().alias("numerator"))
         .with_columns(pl.lit("young_people").alias("category"), pl.lit(None, dtype=pl.Int64).alias("denominator"))
         .select(_LA_COLUMNS)
     )
     # a count: the number of people is the numerator, and there is no denominator
-    counts = _by_group(adults, pl.lit(True)).with_columns(
+    counts = _by_group(cube, pl.lit(True)).with_columns(
         pl.col("denominator").alias("numerator"), pl.lit(None, dtype=pl.Int64).alias("denominator")
     )
     return pl.concat([counts, young]).collect()
@@ -60,13 +120,13 @@ def select_prevalence(prevalence: pl.LazyFrame, year: str | None) -> pl.LazyFram
     return prevalence.filter(pl.col("year") == pl.col("year").max().over("la_code", "category"))
 
 
-def unmet_need(people: pl.LazyFrame, prevalence: pl.LazyFrame) -> pl.DataFrame:
+def unmet_need(cube: pl.LazyFrame, prevalence: pl.LazyFrame) -> pl.DataFrame:
     """Adults in treatment per prevalence category beside the chosen estimate.
 
     `prevalence` must already hold one estimate per LA and category
     (`select_prevalence`). An LA without an estimate for a category has no row.
     """
-    adults = people.filter(pl.col("adult"))
+    adults = _with_groups(cube.filter(pl.col("adult")))
     ocu = pl.col("ocu_group").is_not_null()
     in_category = {
         "ocu": ocu,
@@ -76,7 +136,7 @@ def unmet_need(people: pl.LazyFrame, prevalence: pl.LazyFrame) -> pl.DataFrame:
         "alcohol": pl.col("substance_group").is_in(["alcohol_only", "non_opiate_and_alcohol"]),
     }
     counts = adults.group_by("la_code").agg(
-        [expr.fill_null(False).sum().cast(pl.Int64).alias(cat) for cat, expr in in_category.items()]
+        [_people_where(expr.fill_null(False)).alias(cat) for cat, expr in in_category.items()]
     )
     counts = counts.unpivot(index="la_code", variable_name="category", value_name="numerator")
     return (
@@ -142,34 +202,31 @@ def last_window_end(releases: pl.LazyFrame, period: Period) -> date | None:
 
 
 def _died(period: Period) -> pl.Expr:
-    return (pl.col("discharge_reason").cast(pl.String) == c.DIED).fill_null(False) & (
+    """Per person: the index episode ended in death by the period end."""
+    return (pl.col("discharge_reason").to_physical() == c.DISCHARGE_REASONS.index(c.DIED)).fill_null(False) & (
         pl.col("discharge_date") <= period.end
     ).fill_null(False)
 
 
-def deaths(people: pl.LazyFrame, period: Period) -> pl.DataFrame:
+def _successful(period: Period) -> pl.Expr:
+    """Per person: the index episode ended in a successful completion by the period end."""
+    codes = [c.DISCHARGE_REASONS.index(reason) for reason in c.SUCCESSFUL_DISCHARGES]
+    return pl.col("discharge_reason").to_physical().is_in(codes).fill_null(False) & (
+        pl.col("discharge_date") <= period.end
+    ).fill_null(False)
+
+
+def deaths(cube: pl.LazyFrame) -> pl.DataFrame:
     """Adults whose index episode ended in death by the period end, over adults in treatment."""
-    adults = people.filter(pl.col("adult"))
-    return _by_group(adults, _died(period)).collect()
+    return _by_group(cube, pl.col("died")).collect()
 
 
-def age_band() -> pl.Expr:
-    """The mortality ratio's age bands (18–29, 30–39, 40–49, 50–64, 65+)."""
-    expr = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
-    for low, high, label in c.AGE_BANDS:
-        expr = expr.when(pl.col("age").is_between(low, high)).then(pl.lit(label))
-    return expr
-
-
-def death_strata(people: pl.LazyFrame, period: Period) -> pl.DataFrame:
+def death_strata(cube: pl.LazyFrame) -> pl.DataFrame:
     """Adults and deaths per LA, sex and age band."""
     return (
-        people.filter(pl.col("adult"))
-        .group_by("la_code", pl.col("sex").cast(pl.String), age_band().alias("age_band"))
-        .agg(
-            _died(period).sum().cast(pl.Int64).alias("deaths"),
-            pl.len().cast(pl.Int64).alias("people"),
-        )
+        cube.filter(pl.col("adult"))
+        .group_by("la_code", "sex", "age_band")
+        .agg(_people_where(pl.col("died")).alias("deaths"), pl.col("people").sum().alias("people"))
         .collect()
     )
 
@@ -208,41 +265,36 @@ def mortality_ratio(strata: pl.DataFrame, rates: pl.DataFrame, by: list[str]) ->
     )
 
 
-def completions(
-    people: pl.LazyFrame, episodes: pl.LazyFrame, period: Period, representation_months: int
-) -> pl.DataFrame:
-    """Adults whose index episode ended successfully by the period end, without re-presenting.
+def completions(cube: pl.LazyFrame) -> pl.DataFrame:
+    """Adults whose index episode ended successfully by the period end, without re-presenting (see `cube`)."""
+    return _by_group(cube, pl.col("completed")).collect()
+
+
+def _returned(candidates: pl.LazyFrame, episodes: pl.LazyFrame, period: Period, months: int) -> pl.Series:
+    """The client ids among `candidates` (client_id, discharge_date) who re-present within `months`.
 
     A re-presentation is any valid episode of the client triaged in
-    (discharge_date, discharge_date + N calendar months]; N = 0 gives the plain rate.
+    (discharge_date, discharge_date + N calendar months]. Such an episode is
+    always triaged after the period end: one triaged in (discharge_date,
+    period end] would be in the period (its discharge is on or after its
+    triage, after the index's discharge, which is on or after the period
+    start), and later than the index episode, which is the latest. So only
+    episodes triaged in (period end, period end + N months] are joined.
     """
-    adults = people.filter(pl.col("adult"))
-    success = (
-        pl.col("discharge_reason").cast(pl.String).is_in(c.SUCCESSFUL_DISCHARGES).fill_null(False)
-        & (pl.col("discharge_date") <= period.end).fill_null(False)
+    later = episodes.select("client_id", "triage_date").filter(
+        (pl.col("triage_date") > period.end) & (pl.col("triage_date") <= add_months(period.end, months))
     )
-    adults = adults.with_columns(success.alias("_success"))
-    if representation_months > 0:
-        candidates = adults.filter(pl.col("_success")).select("client_id", "discharge_date")
-        returned = (
-            candidates.join(
-                # a re-presentation follows a discharge in the period: earlier episodes cannot be one
-                episodes.select("client_id", "triage_date").filter(pl.col("triage_date") > period.start),
-                on="client_id",
-                how="inner",
-            )
-            .filter(
-                (pl.col("triage_date") > pl.col("discharge_date"))
-                & (pl.col("triage_date") <= pl.col("discharge_date").dt.offset_by(f"{representation_months}mo"))
-            )
-            .select("client_id")
-            .unique()
-            .with_columns(pl.lit(True).alias("_returned"))
+    return (
+        candidates.select("client_id", "discharge_date")
+        .join(later, on="client_id", how="inner")
+        .filter(
+            (pl.col("triage_date") > pl.col("discharge_date"))
+            & (pl.col("triage_date") <= pl.col("discharge_date").dt.offset_by(f"{months}mo"))
         )
-        adults = adults.join(returned, on="client_id", how="left").with_columns(
-            (pl.col("_success") & pl.col("_returned").is_null()).alias("_success")
-        )
-    return _by_group(adults, pl.col("_success")).collect()
+        .select(pl.col("client_id").unique())
+        .collect()
+        .to_series()
+    )
 
 
 def last_representation_window_end(people: pl.LazyFrame, period: Period, representation_months: int) -> date | None:
@@ -250,11 +302,7 @@ def last_representation_window_end(people: pl.LazyFrame, period: Period, represe
     if representation_months <= 0:
         return None
     latest = (
-        people.filter(
-            pl.col("adult")
-            & pl.col("discharge_reason").cast(pl.String).is_in(c.SUCCESSFUL_DISCHARGES).fill_null(False)
-            & (pl.col("discharge_date") <= period.end).fill_null(False)
-        )
+        people.filter(pl.col("adult") & _successful(period))
         .select(pl.col("discharge_date").max())
         .collect()
         .item()

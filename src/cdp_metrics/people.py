@@ -104,7 +104,8 @@ def people_in_treatment(episodes: pl.LazyFrame, period: Period) -> pl.DataFrame:
     """One row per person in treatment in the period, from their index episode and flag union.
 
     Columns: client_id, la_code, sex, age, adult, triage_date, discharge_date,
-    discharge_reason, opiate, crack, alcohol, other_drug, substance_group, ocu_group.
+    discharge_reason, opiate, crack, alcohol, other_drug. `substance_group()`
+    and `ocu_group()` derive the groups from the flags.
 
     People are grouped on a 64-bit hash of client_id (much faster to sort than
     text). Should two different ids ever share a hash, two neighbouring rows
@@ -124,11 +125,4 @@ def people_in_treatment(episodes: pl.LazyFrame, period: Period) -> pl.DataFrame:
         people = _index_and_union(rows.sort("client_id", "triage_date", "episode_id"), "client_id")
     else:
         people = _index_and_union(rows, "_key")
-    return people.select(
-        "client_id",
-        *INDEX_COLUMNS,
-        *FLAGS,
-        (pl.col("age") >= c.ADULT_AGE).alias("adult"),
-        substance_group().alias("substance_group"),
-        ocu_group().alias("ocu_group"),
-    )
+    return people.with_columns((pl.col("age") >= c.ADULT_AGE).alias("adult"))
