@@ -186,7 +186,15 @@ def _stdout():
 
 
 def _say(label: str, style: str, message: str) -> None:
-    """One diagnostic line on stderr. The message is plain text: values from the data may hold '[...]'."""
+    """One diagnostic line on stderr. The message is plain text: values from the data may hold '[...]'.
+
+    Styled through Rich on a terminal; written as is otherwise (a cron log or a
+    pipe gets the same text, without importing Rich).
+    """
+    if not (sys.stderr.isatty() or os.environ.get("FORCE_COLOR")):
+        sys.stderr.write(f"{label} {message}\n")
+        sys.stderr.flush()
+        return
     from rich.text import Text
 
     _stderr().print(Text.assemble((label, style), " ", message))
@@ -236,17 +244,17 @@ def shared_options(*groups: list[inspect.Parameter]):
     return decorate
 
 
-def _emit(common: Common, results, *, document: dict | None = None, changes: dict | None = None,
-          after_table=None) -> None:
+def _emit(common: Common, results, *, document: dict | None = None, changes=None, after_table=None) -> None:
     """Render results in the chosen format to stdout or atomically to --output; warnings already on stderr.
 
-    `document` replaces the plain JSON of the results; `changes` adds the since-baseline column to
-    tables; `after_table(console)` prints more under the tables on a terminal.
+    `document` replaces the plain JSON of the results; `changes()` gives the since-baseline column of
+    tables (only called for tables); `after_table(console)` prints more under the tables on a terminal.
     """
     from . import render
 
     fmt = common.output_format()
     if fmt == "table":
+        changes = changes() if changes is not None else None
         if common.output is not None:
             render.write_atomic(common.output, render.table_text(results, changes=changes))
             return
@@ -411,7 +419,7 @@ def report(
         from .html import render_html
 
         render.write_atomic(html, render_html(result, options.las))
-    _emit(common, result.results, document=result.as_json(), changes=result.changes_by_key(),
+    _emit(common, result.results, document=result.as_json(), changes=result.changes_by_key,
           after_table=lambda console: _print_extras(result, options.las, console))
 
 

@@ -93,7 +93,7 @@ class Extract:
         other.options = replace(self.options, period_end=end, months=months or self.options.months)
         if quiet:
             other._warn = None
-        for derived in ("period", "people"):
+        for derived in ("period", "people", "cube"):
             other.__dict__.pop(derived, None)
         return other
 
@@ -130,6 +130,14 @@ class Extract:
             self._tables[table.name] = checked
         return self._tables[table.name]
 
+    def prepare(self) -> None:
+        """Read and validate every table present, and what all periods share, before threads share them."""
+        for table in (c.EPISODES, c.RELEASES, c.PREVALENCE):
+            if table is c.EPISODES or self.has(table):
+                self.table(table)
+        self.extract_end  # noqa: B018 (cached)
+        self.benchmarks  # noqa: B018 (cached)
+
     def frame(self, table: c.Table) -> pl.LazyFrame:
         return self.table(table).frame.lazy()
 
@@ -159,6 +167,12 @@ class Extract:
     @cached_property
     def people(self) -> pl.LazyFrame:
         return people_in_treatment(self.frame(c.EPISODES), self.period).lazy()
+
+    @cached_property
+    def cube(self) -> pl.LazyFrame:
+        """The period's people counted per LA and what the metrics split them by (`metrics.cube`)."""
+        return metrics.cube(self.people, self.frame(c.EPISODES), self.period,
+                            self.options.representation_months).lazy()
 
     def check_las(self) -> None:
         """Exit 2 for an --la code that is neither in the lookup nor in the data."""
@@ -217,7 +231,7 @@ def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind,
 
 
 def in_treatment(extract: Extract) -> list[Result]:
-    la = metrics.in_treatment(extract.people)
+    la = metrics.in_treatment(extract.cube)
     return [_result(extract, "in_treatment", la, "count", metrics.IN_TREATMENT_CATEGORIES)]
 
 
@@ -228,7 +242,7 @@ def unmet_need(extract: Extract) -> list[Result]:
         years = sorted(extract.table(c.PREVALENCE).frame["year"].unique().drop_nulls())
         if year not in years:
             raise UsageError(f"--prevalence-year {year}: no estimates for that year (found: {', '.join(years)})")
-    la = metrics.unmet_need(extract.people, metrics.select_prevalence(prevalence, year))
+    la = metrics.unmet_need(extract.cube, metrics.select_prevalence(prevalence, year))
     warnings = []
     if extract.options.confidence != 95.0 and la["has_range"].any():
         warnings.append("prevalence ranges are published at 95%: where an estimate has one, it is the interval "
@@ -249,9 +263,9 @@ def continuity(extract: Extract) -> list[Result]:
 
 def deaths(extract: Extract) -> list[Result]:
     period = extract.period
-    la = metrics.deaths(extract.people, period)
+    la = metrics.deaths(extract.cube)
     result = _result(extract, "deaths", la, "proportion", metrics.GROUP_CATEGORIES)
-    strata = metrics.death_strata(extract.people, period)
+    strata = metrics.death_strata(extract.cube)
     rates, rate_warnings = _reference_rates(extract, strata)
     # Sum the (integer) strata to every area first, then compute each area's expected deaths.
     stratum = pl.concat_str("sex", "age_band", separator="|")
@@ -268,7 +282,7 @@ def deaths(extract: Extract) -> list[Result]:
 
 def completions(extract: Extract) -> list[Result]:
     months = extract.options.representation_months
-    la = metrics.completions(extract.people, extract.frame(c.EPISODES), extract.period, months)
+    la = metrics.completions(extract.cube)
     window_end = metrics.last_representation_window_end(extract.people, extract.period, months)
     warnings = _provisional(extract, window_end, f"a completion's {months}-month re-presentation window")
     return [_result(extract, "completions", la, "proportion", metrics.GROUP_CATEGORIES, warnings=warnings)]

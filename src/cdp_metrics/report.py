@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -140,24 +141,36 @@ def quarter_ends(start: date, end: date) -> list[date]:
 def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_END,
           targets_path: Path | None = None, trend: str | None = None, trend_from: date | None = None,
           warn: Callable[[str], None] | None = None, step: Callable[[str], None] | None = None) -> Report:
-    """Every metric for the period, and for the baseline period and trend quarters when asked."""
+    """Every metric for the period, and for the baseline period and trend quarters when asked.
+
+    The tables are read and validated first; then the baseline period is worked
+    out on a second thread while this one works out the current period (Polars
+    releases the GIL, and neither period waits for the other), and the trend
+    quarters two at a time. Their diagnostics are shown afterwards, in order.
+    """
     step = step or (lambda _: None)
+    if trend is not None and trend != "quarterly":
+        raise UsageError(f"--trend {trend}: only 'quarterly' is supported")
     extract = Extract(options, warn)
     extract.check_las()
+    extract.prepare()
     notes: list[str] = []
-    step("current period")
-    results = _all_metrics(extract)
-
-    baseline = changes_ = None
-    if baseline_end is not None:
-        period = Period.ending(baseline_end, options.months)
-        covered, why = _covers(extract, period)
-        if covered:
+    baseline_period = Period.ending(baseline_end, options.months) if baseline_end is not None else None
+    covered, why = _covers(extract, baseline_period) if baseline_period else (False, "")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_all_metrics, extract.for_period(baseline_end, quiet=True)) if covered else None
+        step("current period")
+        results = _all_metrics(extract)
+        baseline = changes_ = None
+        if pending is not None:
             step("baseline period")
-            baseline = _all_metrics(extract.for_period(baseline_end))
+            baseline = pending.result()
+            for r in baseline:
+                for note in r.warnings:
+                    extract.note(note)
             changes_ = changes(results, baseline)
-        else:
-            notes.append(f"baseline {period}: {why}; no baseline comparison")
+        elif baseline_period is not None:
+            notes.append(f"baseline {baseline_period}: {why}; no baseline comparison")
             extract.note(notes[-1])
 
     targets = None
@@ -168,16 +181,17 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
 
     trend_rows = None
     if trend is not None:
-        if trend != "quarterly":
-            raise UsageError(f"--trend {trend}: only 'quarterly' is supported")
         start = trend_from or baseline_end or add_months(extract.period.end, -24)
-        frames = []
-        for q in quarter_ends(start, extract.period.end):
-            step(f"trend {q.isoformat()}")
-            for r in _all_metrics(extract.for_period(q, quiet=True)):
-                frames.append(r.rows.with_columns(pl.lit(r.metric).alias("metric"), pl.lit(q).alias("period_end"))
-                              .select("metric", "period_end", "area_code", "area_name", "area_type", "category",
-                                      pl.col("value").cast(pl.Float64), "ci_lower", "ci_upper", "suppressed"))
+        ends = quarter_ends(start, extract.period.end)
+        step(f"trend: {len(ends)} quarter ends")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            quarters = list(pool.map(lambda q: _all_metrics(extract.for_period(q, quiet=True)), ends))
+        frames = [
+            r.rows.with_columns(pl.lit(r.metric).alias("metric"), pl.lit(q).alias("period_end"))
+            .select("metric", "period_end", "area_code", "area_name", "area_type", "category",
+                    pl.col("value").cast(pl.Float64), "ci_lower", "ci_upper", "suppressed")
+            for q, results_q in zip(ends, quarters) for r in results_q
+        ]
         trend_rows = pl.concat(frames) if frames else None
     return Report(results, baseline, changes_, targets, trend_rows, notes)
 
