@@ -179,6 +179,32 @@ def test_window_is_open_at_the_discharge_date(extract_dir):
     assert_figures(row(rows, CALDERDALE), 2, 3)
 
 
+def test_representations_are_found_after_the_period_whatever_came_before(extract_dir):
+    # Only episodes triaged after the period end can be re-presentations (an earlier one would be in the
+    # period and later than the index). Episodes before the period, even triaged after the index's own
+    # triage, must neither hide nor stand in for a re-presentation.
+    episodes = [
+        # T1: index triaged 2022-06-01 (before the period), completes 2023-02-01; a second episode
+        #     triaged 2022-07-01 and closed 2022-08-01 (before the period, not in it); back 2023-12-01,
+        #     after the window (2023-02-01, 2023-08-01] → success
+        completed("T1", "2022-06-01", "2023-02-01", episode_id="T1-a"),
+        completed("T1", "2022-07-01", "2022-08-01", "dropped_out", episode_id="T1-b"),
+        episode("T1", "2023-12-01", episode_id="T1-c"),
+        # T2: the same, completing 2023-08-01; back 2023-12-01 ≤ 2024-02-01 → re-presentation → not
+        completed("T2", "2022-06-01", "2023-08-01", episode_id="T2-a"),
+        completed("T2", "2022-07-01", "2022-08-01", "dropped_out", episode_id="T2-b"),
+        episode("T2", "2023-12-01", episode_id="T2-c"),
+        # T3: completes 2023-09-30 (the period's last day), back 2023-10-01, the day after the period
+        #     → re-presentation → not
+        completed("T3", "2023-01-01", "2023-09-30"),
+        episode("T3", "2023-10-01"),
+        filler(),
+    ]
+    rows = rows_of(run(write_extract(extract_dir, episodes)))
+    # T1-b is not in the period (closed before 2022-10-01); T1, T2, T3 are adults in treatment → 1 / 3
+    assert_figures(row(rows, CALDERDALE), 1, 3)
+
+
 def test_young_people_are_not_counted(extract_dir):
     episodes = [
         completed("Y", "2023-01-01", "2023-05-01", age=17, substance_1="cannabis"),  # young: in neither count

@@ -192,3 +192,43 @@ def test_hash_collisions_fall_back_to_exact_grouping(extract_dir, monkeypatch):
     assert collided == expected
     assert count(collided, LEEDS) == 1 and count(collided, CALDERDALE) == 2  # P1 indexed in Leeds
     assert count(collided, LEEDS, "opiate") == 1  # P1's union: heroin and alcohol -> opiate
+
+
+def test_hash_collisions_leave_every_report_figure_unchanged(extract_dir, monkeypatch):
+    """With every 64-bit hash equal, the whole report (people, deaths, completions with re-presentations,
+    continuity, unmet need) is the same as with real hashes."""
+    import polars as pl
+
+    from conftest import estimate, release
+
+    episodes = [
+        episode("P1", "2023-01-01", episode_id="A", substance_1="heroin", discharge_date="2023-03-01",
+                discharge_reason="completed_drug_free"),
+        episode("P1", "2023-06-01", episode_id="B", substance_1="alcohol", la_code=LEEDS,
+                discharge_date="2023-07-01", discharge_reason="completed_alcohol_free"),
+        episode("P1", "2023-11-01", episode_id="B2", substance_1="alcohol"),  # P1 re-presents after the period
+        episode("P2", "2023-01-01", episode_id="C", substance_1="cannabis", discharge_date="2023-05-01",
+                discharge_reason="completed_drug_free"),  # P2 completes and stays away
+        episode("P3", "2023-01-01", episode_id="D", substance_1="crack", discharge_date="2023-04-01",
+                discharge_reason="client_died", age=52),
+        episode("P4", "2023-05-01", episode_id="E", substance_1="alcohol", age=16),
+        episode("P5", "2023-02-03", episode_id="F", substance_1="heroin", la_code=LEEDS),
+        episode("Z", "2025-06-30", episode_id="Z"),
+    ]
+    releases = [release("P5", "2023-01-20", la_code=LEEDS), release("P2", "2023-02-01"), release("P9", "2023-03-01")]
+    prevalence = [estimate(CALDERDALE, "ocu", 40), estimate(CALDERDALE, "alcohol", 30),
+                  estimate(LEEDS, "ocu", 50), estimate(LEEDS, "alcohol", 60)]
+    write_extract(extract_dir, episodes, releases, prevalence)
+    args = ("report", "--data", str(extract_dir), "--period-end", END, "--baseline-end", "none",
+            "--no-suppress", "-f", "json")
+    expected = cli(*args).json
+    monkeypatch.setattr(pl.Expr, "hash", lambda self, *a, **k: self.is_null().cast(pl.UInt64) * 0 + 7)
+    collided = cli(*args).json
+    assert collided == expected
+    completions = next(r for r in expected["results"] if r["metric"] == "completions")["rows"]
+    # P1's index (B, Leeds) completed but P1 re-presents on 2023-11-01: Leeds 0 of 2 (P1, P5); Calderdale:
+    # P2 completed and stayed away, P3 died → 1 of 2
+    leeds = next(r for r in completions if r["area_code"] == LEEDS and r["category"] == "all")
+    calderdale = next(r for r in completions if r["area_code"] == CALDERDALE and r["category"] == "all")
+    assert (leeds["numerator"], leeds["denominator"]) == (0, 2)
+    assert (calderdale["numerator"], calderdale["denominator"]) == (1, 2)
