@@ -236,3 +236,60 @@ def test_python_m_entry_point_runs_the_bundled_sample():
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["metric"] == "in_treatment" and len(doc["rows"]) > 0
+
+
+# --------------------------------------------------------------------------------------
+# The JSON writer: Polars writes the tables of a document (compact), Python the rest
+# --------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64) | st.none(), min_size=0, max_size=20),
+    st.lists(st.integers(min_value=-(2**62), max_value=2**62), min_size=20, max_size=20),
+    st.text(max_size=12),
+)
+def test_compact_json_reads_back_as_the_same_values(floats, ints, text):
+    """Every float, integer and string comes back exactly as Python's own encoder would give it."""
+    import json
+
+    import polars as pl
+
+    from cdp_metrics import render
+
+    n = len(floats)
+    frame = pl.DataFrame({"x": floats, "n": ints[:n], "s": [text] * n, "b": [i % 2 == 0 for i in range(n)]},
+                         schema={"x": pl.Float64, "n": pl.Int64, "s": pl.String, "b": pl.Boolean})
+    document = {"contract": 1, "warnings": [text, "a \"quoted\" [x]"], "rows": frame, "nested": {"rows": frame}}
+    compact = json.loads(render._compact(document))
+    plain = json.loads(json.dumps(document, default=render._frame_rows))
+    assert compact == plain
+    assert [r["x"] for r in compact["rows"]] == floats  # exact, not approximately
+
+
+def test_compact_json_refuses_nan_and_infinity_as_python_does():
+    import polars as pl
+
+    from cdp_metrics import render
+
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            render._compact({"rows": pl.DataFrame({"x": [1.0, bad]})})
+
+
+def test_indented_json_on_a_terminal_equals_the_compact_json(extract, monkeypatch):
+    import json
+
+    from cdp_metrics import render
+    from cdp_metrics.pipeline import RunOptions
+    from cdp_metrics.report import build
+
+    document = build(RunOptions(data=extract), baseline_end=None).document()
+    compact = render.dumps(document)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    indented = render.dumps(document)
+    assert "\n  " in indented and "\n  " not in compact
+    assert json.loads(indented) == json.loads(compact)

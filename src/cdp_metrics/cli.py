@@ -419,7 +419,7 @@ def report(
         from .html import render_html
 
         render.write_atomic(html, render_html(result, options.las))
-    _emit(common, result.results, document=result.as_json(), changes=result.changes_by_key,
+    _emit(common, result.results, document=result.document(), changes=result.changes_by_key,
           after_table=lambda console: _print_extras(result, options.las, console))
 
 

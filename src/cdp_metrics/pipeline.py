@@ -10,7 +10,6 @@ from collections.abc import Callable
 import copy
 from dataclasses import dataclass, replace
 from datetime import date
-from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +28,24 @@ from .validate import Validated, format_error, validate
 BUNDLED_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples"
 # the RunOptions field (and CLI option) naming one table's file
 OPTION_FOR_TABLE = {"episodes": "episodes", "prison_releases": "releases", "prevalence": "prevalence"}
+
+
+def _cached(method):
+    """A property computed once per instance (in its __dict__, under its own name).
+
+    Like functools.cached_property, without Python 3.11's lock, which is one per
+    property for all instances: a period on one thread would wait for another's.
+    """
+    name = method.__name__
+
+    def get(self):
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            value = self.__dict__[name] = method(self)
+            return value
+
+    return property(get, doc=method.__doc__)
 
 
 @dataclass(frozen=True)
@@ -142,7 +159,7 @@ class Extract:
         return self.table(table).frame.lazy()
 
     # -- periods and people ---------------------------------------------------------------
-    @cached_property
+    @_cached
     def extract_end(self) -> date:
         """The latest date found in the extract's valid episodes and releases."""
         ends = []
@@ -155,20 +172,20 @@ class Extract:
             raise InputError("no valid dated rows in the extract")
         return max(ends)
 
-    @cached_property
+    @_cached
     def period(self) -> Period:
         end = self.options.period_end or last_month_end_on_or_before(self.extract_end)
         return Period.ending(end, self.options.months)
 
-    @cached_property
+    @_cached
     def benchmarks(self) -> pl.DataFrame | None:
         return benchmarks.load(self.options.benchmarks) if self.options.benchmarks else None
 
-    @cached_property
+    @_cached
     def people(self) -> pl.LazyFrame:
         return people_in_treatment(self.frame(c.EPISODES), self.period).lazy()
 
-    @cached_property
+    @_cached
     def cube(self) -> pl.LazyFrame:
         """The period's people counted per LA and what the metrics split them by (`metrics.cube`)."""
         return metrics.cube(self.people, self.frame(c.EPISODES), self.period,

@@ -46,17 +46,18 @@ class Report:
             return {}
         return {(r["metric"], r["area_code"], r["category"]): r for r in self.changes.iter_rows(named=True)}
 
-    def as_json(self) -> dict:
-        doc: dict = {"contract": 1, "results": [r.as_json() for r in self.results]}
+    def document(self) -> dict:
+        """The report's JSON document; its tables as DataFrames (`render.dumps` writes them out)."""
+        doc: dict = {"contract": 1, "results": [r.document() for r in self.results]}
         if self.baseline is not None:
             doc["baseline"] = {"period": self.baseline[0].period.as_json(),
-                               "results": [r.as_json() for r in self.baseline]}
+                               "results": [r.document() for r in self.baseline]}
         if self.changes is not None:
-            doc["changes"] = self.changes.with_columns(pl.col("area_type").cast(pl.String)).to_dicts()
+            doc["changes"] = self.changes.with_columns(pl.col("area_type").cast(pl.String))
         if self.targets is not None:
-            doc["targets"] = self.targets.to_dicts()
+            doc["targets"] = self.targets
         if self.trend is not None:
-            doc["trend"] = self.trend.with_columns(pl.col("period_end").cast(pl.String)).to_dicts()
+            doc["trend"] = self.trend.with_columns(pl.col("period_end").cast(pl.String))
         return doc
 
 

@@ -21,11 +21,12 @@ class Result:
     def row_dicts(self) -> list[dict]:
         return self.rows.select(ROW_FIELDS).to_dicts()
 
-    def as_json(self) -> dict:
+    def document(self) -> dict:
+        """The result's JSON document; its rows as a DataFrame (`render.dumps` writes it out)."""
         return {
             "metric": self.metric,
             CONTRACT_VERSION_KEY: 1,
             "period": self.period.as_json(),
             "warnings": list(self.warnings),
-            "rows": self.row_dicts(),
+            "rows": self.rows.select(ROW_FIELDS),
         }
