@@ -141,6 +141,53 @@ def test_region_and_england_sum_numerators_denominators_and_ranges(extract_dir):
     assert cal["comparison"] == "similar"
 
 
+def test_region_and_england_estimates_are_exact_decimal_sums(extract_dir):
+    # In binary floating point 10.1 + 20.2 + 100.1 = 130.39999999999998 (smallest first) but
+    # 100.1 + 20.2 + 10.1 = 130.4: a float sum depends on the order. Estimates are decimals, and their
+    # sums are taken as decimals: 130.4 exactly, whatever the order.
+    write_extract(
+        extract_dir,
+        people("C", 4, substance_1="heroin") + people("L", 6, la=LEEDS, substance_1="heroin")
+        + people("K", 10, la=KIRKLEES, substance_1="heroin"),
+        prevalence=[
+            estimate(CALDERDALE, "ocu", 10.1, lower=8.1, upper=12.7),
+            estimate(LEEDS, "ocu", 20.2, lower=15.2, upper=25.1),
+            estimate(KIRKLEES, "ocu", 100.1, lower=80.1, upper=120.7),
+        ],
+    )
+    assert 10.1 + 20.2 + 100.1 != 130.4
+    rows = unmet(extract_dir, "--no-suppress")
+    region = row(rows, YORKSHIRE, "ocu")
+    assert region["denominator"] == 130.4
+    assert region["value"] == 100 * (1 - 20 / 130.4)
+    assert region["ci_lower"] == pytest.approx(100 * (1 - 20 / 103.4))  # 8.1 + 15.2 + 80.1
+    assert region["ci_upper"] == pytest.approx(100 * (1 - 20 / 158.5))  # 12.7 + 25.1 + 120.7
+    assert row(rows, ENGLAND, "ocu")["denominator"] == 130.4
+
+
+def test_report_is_identical_whatever_the_number_of_threads(extract_dir):
+    """Every figure, down to the last bit of each float, is the same on one thread as on several."""
+    import subprocess
+    import sys
+
+    write_extract(
+        extract_dir,
+        [e for i, la in enumerate((CALDERDALE, LEEDS, KIRKLEES, MANCHESTER))
+         for e in people(f"P{i}-", 30 + 7 * i, la=la, substance_1="heroin", substance_2="crack")],
+        prevalence=[estimate(la, "ocu", 100 + i / 3) for i, la in enumerate((CALDERDALE, LEEDS, KIRKLEES, MANCHESTER))],
+    )
+    outputs = set()
+    for threads in ("1", "2", "4"):
+        done = subprocess.run(
+            [sys.executable, "-m", "cdp_metrics", "report", "--data", str(extract_dir), "--period-end", END,
+             "--baseline-end", "none", "--no-suppress", "-f", "json"],
+            capture_output=True, text=True, env={**__import__("os").environ, "POLARS_MAX_THREADS": threads},
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+
+
 def test_comparison_polarity_lower_is_better(extract_dir):
     write_extract(
         extract_dir,

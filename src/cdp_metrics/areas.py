@@ -30,13 +30,25 @@ class Options:
     las: tuple[str, ...] = ()  # empty: every LA
 
 
-def rollup(la: pl.DataFrame, sums: list[str], all_of: list[str] = ()) -> pl.DataFrame:
-    """LA rows plus region and England rows.
+def exact_sum(values: pl.Expr) -> pl.Expr:
+    """The sum of float values taken as 9-place decimals, back as a float.
+
+    Exact for inputs of up to 9 decimal places (prevalence estimates have one
+    or two), and so the same whatever the row order or how Polars splits the
+    work between threads; a float sum's last bits depend on both.
+    """
+    return values.cast(pl.Decimal(38, 9)).sum().cast(pl.Float64)
+
+
+def rollup(la: pl.DataFrame | pl.LazyFrame, sums: list[str], all_of: list[str] = ()) -> pl.LazyFrame:
+    """LA rows plus region and England rows (lazily: `finish` collects them).
 
     `la` holds `la_code`, `category` and the columns named in `sums` (added up
     over LAs) and `all_of` (booleans, true for an area when true for all its LAs).
     """
-    geo = lookup()
+    geo = lookup().lazy()
+    la = la.lazy().with_columns(pl.col("la_code").cast(pl.String))
+    schema = la.collect_schema()
     las = la.join(geo.select("la_code", "la_name", "region_code"), on="la_code", how="left").select(
         pl.col("la_code").alias("area_code"),
         pl.col("la_name").alias("area_name"),
@@ -46,9 +58,7 @@ def rollup(la: pl.DataFrame, sums: list[str], all_of: list[str] = ()) -> pl.Data
         *sums,
         *all_of,
     )
-    # Float sums are taken over each group's values in sorted order, so the result does not depend on
-    # how group_by split the rows between threads (region and England figures are identical run to run).
-    aggs = [(pl.col(s).sort().sum() if las.schema[s].is_float() else pl.col(s).sum()) for s in sums]
+    aggs = [(exact_sum(pl.col(s)) if schema[s].is_float() else pl.col(s).sum()) for s in sums]
     aggs += [pl.col(a).all() for a in all_of]
     regions = (
         las.filter(pl.col("region_code").is_not_null())
@@ -99,7 +109,7 @@ def _value_and_interval(kind: Kind, z: float) -> list[pl.Expr]:
 
 
 def finish(
-    rows: pl.DataFrame,
+    rows: pl.DataFrame | pl.LazyFrame,
     metric: str,
     kind: Kind,
     options: Options,
@@ -115,12 +125,12 @@ def finish(
     Rows with a zero or null denominator (a zero count for counts) are dropped.
     """
     keep = pl.col("numerator") > 0 if kind == "count" else pl.col("denominator") > 0
-    out = rows.filter(keep.fill_null(False)).with_columns(_value_and_interval(kind, options.z))
+    out = rows.lazy().filter(keep.fill_null(False)).with_columns(_value_and_interval(kind, options.z))
     polarity = c.POLARITY[metric]
     if polarity is None:
         out = out.with_columns(pl.lit(None, dtype=pl.String).alias("comparison"))
     else:
-        bench = england if england is not None else out.filter(pl.col("area_type") == "england")
+        bench = england.lazy() if england is not None else out.filter(pl.col("area_type") == "england")
         bench = bench.select("category", pl.col("value").alias("_england"))
         out = out.join(bench, on="category", how="left").with_columns(
             pl.when(pl.col("area_type") != "england")
@@ -157,4 +167,5 @@ def finish(
         )
         .with_columns(pl.col("area_type").cast(pl.String))
         .select(c.ROW_FIELDS)
+        .collect()
     )

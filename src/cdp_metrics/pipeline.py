@@ -230,6 +230,7 @@ def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind,
         rolled = areas.rollup(rows, list(sums), list(all_of))
     notes += list(warnings)
     if kind == "unmet":
+        rolled = rolled.lazy().collect()
         for row in rolled.filter(pl.col("numerator") > pl.col("denominator")).iter_rows(named=True):
             notes.append(f"{row['area_name'] or row['area_code']} {row['category']}: adults in treatment "
                          f"({row['numerator']}) exceed the prevalence estimate ({row['denominator']:g}); "
@@ -279,7 +280,6 @@ def continuity(extract: Extract) -> list[Result]:
 
 
 def deaths(extract: Extract) -> list[Result]:
-    period = extract.period
     la = metrics.deaths(extract.cube)
     result = _result(extract, "deaths", la, "proportion", metrics.GROUP_CATEGORIES)
     strata = metrics.death_strata(extract.cube)

@@ -91,7 +91,8 @@ def _typed(column: Column, dtype: pl.DataType, mapping: Mapping | None) -> tuple
     if kind == "id":
         return text, None
     if kind == "la":
-        return pl.when(text.str.contains(c.LA_CODE_PATTERN)).then(text), c.RULE_LA
+        # Categorical: a few hundred codes over millions of rows group, sort and join as integers
+        return pl.when(text.str.contains(c.LA_CODE_PATTERN)).then(text).cast(pl.Categorical), c.RULE_LA
     if kind == "code":
         value_map = mapping.value_map(column.name) if mapping else None
         source = text.replace_strict(value_map, default=None, return_dtype=pl.String) if value_map else text
