@@ -157,13 +157,13 @@ def finish(
             | ((pl.col("area_type") == "region") & pl.col("area_code").is_in(regions))
             | (pl.col("area_type") == "england")
         )
-    order = {cat: i for i, cat in enumerate(categories)}
     return (
         out.with_columns(pl.col("category").cast(pl.String))
-        .sort(
-            pl.col("category").replace_strict(order, default=len(order), return_dtype=pl.Int32),
+        .sort(  # categories in the metric's order (any other last), then LA, region, England
+            pl.col("category").cast(pl.Enum(categories), strict=False),
             "area_type",
             "area_code",
+            nulls_last=True,
         )
         .with_columns(pl.col("area_type").cast(pl.String))
         .select(c.ROW_FIELDS)

@@ -25,11 +25,13 @@ def cube(people: pl.LazyFrame, episodes: pl.LazyFrame, period: Period, represent
     """People per LA and per combination of everything a people-based metric splits or counts by.
 
     Columns: la_code, adult, sex, age_band (null for young people), opiate,
-    crack, alcohol, other_drug, died, completed (see `completions`) and
-    `people`. A few thousand rows, from which each metric is a small sum.
+    crack, alcohol, other_drug, substance_group, ocu_group, died, completed
+    (see `completions`) and `people`. A few thousand rows, from which each
+    metric is a small sum.
 
     The people frame is grouped once, on la_code and one small integer that
-    packs the rest (see `_CODE`); the integer is unpacked on the small result.
+    packs the rest (bits: `_FLAG_BITS`, `_DIED_BIT`, …); the integer is
+    unpacked on the small result.
     """
     adults = pl.col("adult")
     success = adults & _successful(period)
@@ -58,25 +60,20 @@ def cube(people: pl.LazyFrame, episodes: pl.LazyFrame, period: Period, represent
         bit(_DIED_BIT).alias("died"),
         bit(_COMPLETED_BIT).alias("completed"),
         "people",
+    ).with_columns(
+        substance_group().cast(pl.String).alias("substance_group"), ocu_group().cast(pl.String).alias("ocu_group")
     ).collect()
 
 
 # The cube's packed code: a bit per substance flag, died, completed; two bits of sex; three of age band.
 _FLAG_BITS = {"opiate": 0, "crack": 1, "alcohol": 2, "other_drug": 3}
 _DIED_BIT, _COMPLETED_BIT, _SEX_SHIFT, _BAND_SHIFT = 4, 5, 6, 8
-_CODE = (_FLAG_BITS, _DIED_BIT, _COMPLETED_BIT, _SEX_SHIFT, _BAND_SHIFT)
 assert len(c.SEXES) <= 4 and len(c.AGE_BANDS) < 8 and c.AGE_BANDS[0][0] == c.ADULT_AGE
 
 
 def _band_code() -> pl.Expr:
     """0 for young people, then 1, 2, … for the mortality ratio's adult age bands (18–29, 30–39, …)."""
     return pl.sum_horizontal((pl.col("age") >= low).cast(pl.UInt16) for low, _, _ in c.AGE_BANDS)
-
-
-def _with_groups(cube: pl.LazyFrame) -> pl.LazyFrame:
-    return cube.with_columns(
-        substance_group().cast(pl.String).alias("substance_group"), ocu_group().cast(pl.String).alias("ocu_group")
-    )
 
 
 def _people_where(condition: pl.Expr) -> pl.Expr:
@@ -87,7 +84,7 @@ def _people_where(condition: pl.Expr) -> pl.Expr:
 def _by_group(cube: pl.LazyFrame, numerator: pl.Expr) -> pl.LazyFrame:
     """Per LA, for `all` and each substance group: adults meeting `numerator` over adults."""
     groups = (
-        _with_groups(cube.filter(pl.col("adult")))
+        cube.filter(pl.col("adult"))
         .group_by("la_code", pl.col("substance_group").alias("category"))
         .agg(_people_where(numerator).alias("numerator"), pl.col("people").sum().alias("denominator"))
     )
@@ -126,7 +123,7 @@ def unmet_need(cube: pl.LazyFrame, prevalence: pl.LazyFrame) -> pl.DataFrame:
     `prevalence` must already hold one estimate per LA and category
     (`select_prevalence`). An LA without an estimate for a category has no row.
     """
-    adults = _with_groups(cube.filter(pl.col("adult")))
+    adults = cube.filter(pl.col("adult"))
     ocu = pl.col("ocu_group").is_not_null()
     in_category = {
         "ocu": ocu,
