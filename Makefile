@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q src  # an editable install is not byte-compiled: saves ~30 ms per run
 	@touch $(STAMP)
 
 ## run: set up, then every metric for every area of the bundled sample (Rich tables)

@@ -315,3 +315,39 @@ def test_every_command_reconciles_rows_read_used_and_rejected(extract_dir, comma
     if command in ("in-treatment", "deaths", "completions"):
         result = doc["results"][0] if "results" in doc else doc
         assert row(result["rows"], CALDERDALE)["numerator" if command == "in-treatment" else "denominator"] == 6
+
+
+def _blank_strings_extract(folder, fmt):
+    """Six good episodes and four with empty strings (a quoted "" in CSV, "" in Parquet), rows 7-10."""
+    rows = [
+        *GOOD,
+        # optional columns empty: an open episode, valid
+        episode("B1", "2023-01-01", episode_id="B1", substance_2="", substance_3="", referral_date="",
+                discharge_date="", discharge_reason=""),
+        bad_episode(episode_id=""),  # a required id missing (not a repeat of the next one)
+        bad_episode(client_id="B3", episode_id=""),
+        bad_episode(client_id="B4", episode_id="B4", discharge_date="", discharge_reason="dropped_out"),
+    ]
+    folder.mkdir()
+    frame = pl.DataFrame(rows, schema={name: pl.String for name in EPISODES.column_names})
+    if fmt == "parquet":
+        frame.write_parquet(folder / "episodes.parquet")
+    else:
+        frame.write_csv(folder / "episodes.csv", quote_style="always")  # every empty value is a quoted ""
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_empty_strings_are_missing_values(extract_dir, fmt):
+    folder = _blank_strings_extract(extract_dir, fmt)
+    if fmt == "csv":
+        assert b',"",' in (folder / "episodes.csv").read_bytes()
+    run = cli("validate", "--data", folder, "-f", "json")
+    errors = [(e["row"], e["column"], e["value"], e["rule"]) for e in run.json["errors"]]
+    assert errors == [
+        (8, "episode_id", None, "value required"),
+        (9, "episode_id", None, "value required"),
+        (10, "discharge_reason", "dropped_out", "discharge_reason without discharge_date"),
+    ]
+    counted = cli("in-treatment", "--data", folder, "--period-end", END, "-f", "json", "--no-suppress")
+    assert row(rows_of(counted), CALDERDALE)["numerator"] == 7  # the six good episodes and B1

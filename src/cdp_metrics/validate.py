@@ -62,9 +62,20 @@ def format_error(err: dict) -> str:
     return f"{err['file']}: {where}column {err['column']}, value {value}: {err['rule']}"
 
 
-def _empty_is_null(col: str) -> pl.Expr:
-    """The empty string as null (CSV reading already makes empty fields null; a quoted "" is not)."""
-    return pl.when(pl.col(col) == "").then(None).otherwise(pl.col(col)).alias(col)
+def _blank(column: str, strings: set[str]) -> pl.Expr:
+    """The raw value is missing: null, or (in a text column) the empty string.
+
+    CSV reading makes an empty field null, but a quoted "" and a Parquet ""
+    stay empty strings; both count as missing. Tested as a boolean rather than
+    rewriting the text columns, which would copy every one of them.
+    """
+    raw = pl.col(column)
+    return (raw.is_null() | (raw == "")) if column in strings else raw.is_null()
+
+
+def _as_read(column: str, strings: set[str]) -> pl.Expr:
+    """The raw value as text for error records and rejected rows, a blank shown as null."""
+    return pl.when(_blank(column, strings)).then(None).otherwise(pl.col(column).cast(pl.String)).alias(column)
 
 
 def _may_repeat(column: str) -> pl.Expr:
@@ -75,15 +86,18 @@ def _may_repeat(column: str) -> pl.Expr:
     distinct hashes is about four times cheaper than flagging each row.
     """
     ident = pl.col(column)
-    return ident.drop_nulls().hash().n_unique() < ident.count()
+    present = ident.filter(ident.is_not_null() & (ident != ""))
+    return present.hash().n_unique() < present.len()
 
 
 def _typed(column: Column, dtype: pl.DataType, mapping: Mapping | None) -> tuple[pl.Expr, str | None]:
     """(typed expression, type rule) for one column.
 
     The typed value is null exactly where the raw value (`pl.col(name)`, text
-    or a native Parquet type) is null or breaks the column's type rule, so the
-    check is always "raw not null and typed null" (see `validate`).
+    or a native Parquet type) is blank (null or "") or breaks the column's
+    type rule, so the check is always "raw not blank and typed null" (see
+    `validate`). Ids are the exception: a blank id stays "", and its row is
+    rejected as missing a required value.
     """
     raw = pl.col(column.name)
     text = raw.cast(pl.String)
@@ -95,7 +109,9 @@ def _typed(column: Column, dtype: pl.DataType, mapping: Mapping | None) -> tuple
         return pl.when(text.str.contains(c.LA_CODE_PATTERN)).then(text).cast(pl.Categorical), c.RULE_LA
     if kind == "code":
         value_map = mapping.value_map(column.name) if mapping else None
-        source = text.replace_strict(value_map, default=None, return_dtype=pl.String) if value_map else text
+        # a blank is missing, never a mapped value
+        source = pl.when(text != "").then(text.replace_strict(value_map, default=None, return_dtype=pl.String)) \
+            if value_map else text
         return source.cast(pl.Enum(column.codes), strict=False), c.RULE_CODE
     if kind == "date":
         if dtype == pl.Date:
@@ -130,7 +146,7 @@ def _t(name: str) -> pl.Expr:
     return pl.col(_TYPED + name)
 
 
-def _row_rules(table: Table, present: set[str]) -> list[tuple[str, str, pl.Expr]]:
+def _row_rules(table: Table, present: set[str], strings: set[str]) -> list[tuple[str, str, pl.Expr]]:
     """(column, rule, bad expression) for the rules that involve a whole row or other rows.
 
     The repeated-id rule starts as a cheap whole-table check (`_may_repeat`);
@@ -140,11 +156,11 @@ def _row_rules(table: Table, present: set[str]) -> list[tuple[str, str, pl.Expr]
     if table.id_column:
         rules.append((table.id_column, c.RULE_DUPLICATE, _may_repeat(_TYPED + table.id_column)))
     if table is c.EPISODES:
-        ddate, reason = pl.col("discharge_date"), pl.col("discharge_reason")
+        no_date, no_reason = _blank("discharge_date", strings), _blank("discharge_reason", strings)
         rules += [
             ("discharge_date", c.RULE_DISCHARGE_ORDER, (_t("discharge_date") < _t("triage_date")).fill_null(False)),
-            ("discharge_reason", c.RULE_REASON_WITHOUT_DATE, reason.is_not_null() & ddate.is_null()),
-            ("discharge_date", c.RULE_DATE_WITHOUT_REASON, ddate.is_not_null() & reason.is_null()),
+            ("discharge_reason", c.RULE_REASON_WITHOUT_DATE, ~no_reason & no_date),
+            ("discharge_date", c.RULE_DATE_WITHOUT_REASON, ~no_date & no_reason),
         ]
         # on the Enum's physical codes (positions in the code list): no string comparisons
         ocu_codes = [c.SUBSTANCES.index(code) for code in (*c.OPIATES, c.CRACK)]
@@ -183,21 +199,20 @@ def validate(source: Source, mapping: Mapping | None = None) -> Validated:
                 or isinstance(dtype, (pl.Datetime, pl.Enum))):
             raise InputError(f"{source.path}: column {col.name} holds {dtype} values; expected {col.kind} "
                              "(text, a number or a date)")
-    strings = [col.name for col in columns if schema[col.name] == pl.String]
+    strings = {col.name for col in columns if schema[col.name] == pl.String}
 
     typed_exprs, checks = [], []
     for col in columns:
         typed, rule = _typed(col, schema[col.name], mapping)
         typed_exprs.append(typed.alias(_TYPED + col.name))
         if not col.nullable:
-            checks.append((col.name, c.RULE_NULL, pl.col(col.name).is_null()))
+            checks.append((col.name, c.RULE_NULL, _blank(col.name, strings)))
         if rule is not None:
-            checks.append((col.name, rule, pl.col(col.name).is_not_null() & _t(col.name).is_null()))
-    checks += _row_rules(table, {col.name for col in columns})
+            checks.append((col.name, rule, ~_blank(col.name, strings) & _t(col.name).is_null()))
+    checks += _row_rules(table, {col.name for col in columns}, strings)
     flag_names = [f"_bad{i}" for i in range(len(checks))]
     checked = collect_raw(
-        scan.with_columns(_empty_is_null(name) for name in strings)
-        .with_columns(typed_exprs)
+        scan.with_columns(typed_exprs)
         .with_columns(bad.alias(name) for name, (_, _, bad) in zip(flag_names, checks)),
         source,
     )
@@ -205,7 +220,8 @@ def validate(source: Source, mapping: Mapping | None = None) -> Validated:
         flag = flag_names[next(i for i, (column, rule, _) in enumerate(checks) if rule == c.RULE_DUPLICATE)]
         if checked[flag].any():  # two rows may share an id: apply the exact rule
             ident = _t(table.id_column)
-            checked = checked.with_columns((ident.is_not_null() & ~ident.is_first_distinct()).alias(flag))
+            present = ident.is_not_null() & (ident != "")
+            checked = checked.with_columns((present & ~ident.is_first_distinct()).alias(flag))
     bad_rows = checked.select(pl.any_horizontal(flag_names)).to_series()
     typed_columns = [pl.col(ROW), *[_t(col.name).alias(col.name) for col in columns]]
     if not bad_rows.any():
@@ -219,14 +235,14 @@ def validate(source: Source, mapping: Mapping | None = None) -> Validated:
             pl.lit(label).alias("file"),
             pl.col(ROW).cast(pl.Int64).alias("row"),
             pl.lit(column).alias("column"),
-            pl.col(column).cast(pl.String).alias("value"),
+            _as_read(column, strings).alias("value"),
             pl.lit(rule).alias("rule"),
         )
         for name, (column, rule, _) in zip(flag_names, checks)
         if checked[name].any()
     ]
     errors_df = pl.concat(errors).sort("row", maintain_order=True)
-    rejected = checked.filter(bad_rows).select(pl.col(ROW), *[pl.col(col.name).cast(pl.String) for col in columns])
+    rejected = checked.filter(bad_rows).select(pl.col(ROW), *[_as_read(col.name, strings) for col in columns])
     frame = _add_absent_columns(checked.filter(~bad_rows).select(typed_columns), table)
     return Validated(source, frame, errors_df, checked.height, rejected)
 
