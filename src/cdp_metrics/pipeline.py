@@ -230,7 +230,7 @@ def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind,
         rolled = areas.rollup(rows, list(sums), list(all_of))
     notes += list(warnings)
     if kind == "unmet":
-        rolled = rolled.lazy().collect()
+        rolled = rolled.lazy().collect(engine=areas.SMALL_TABLES)
         for row in rolled.filter(pl.col("numerator") > pl.col("denominator")).iter_rows(named=True):
             notes.append(f"{row['area_name'] or row['area_code']} {row['category']}: adults in treatment "
                          f"({row['numerator']}) exceed the prevalence estimate ({row['denominator']:g}); "
