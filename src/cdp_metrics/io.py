@@ -145,9 +145,13 @@ def scan_table(source: Source, mapping: Mapping | None = None) -> pl.LazyFrame:
 
 
 def collect_raw(lf: pl.LazyFrame, source: Source) -> pl.DataFrame:
-    """Collect a scanned table, turning parser failures into one-line InputErrors."""
+    """Collect a scanned table, turning parser failures into one-line InputErrors.
+
+    The whole table is kept (the valid rows are the result), so the streaming
+    engine cannot save memory here; the in-memory engine is a little faster.
+    """
     try:
-        df = lf.collect()
+        df = lf.collect(engine="in-memory")
     except Exception as exc:
         raise InputError(f"{source.label}: unreadable: {describe_error(exc)}") from exc
     if df.height == 0:

@@ -82,22 +82,20 @@ INDEX_COLUMNS = ("la_code", "sex", "age", "triage_date", "discharge_date", "disc
 def _index_and_union(rows: pl.DataFrame, key: str) -> pl.DataFrame:
     """One row per `key` from rows sorted by key, triage_date, episode_id.
 
-    Within a group, rows keep the frame's order, so `last` is the index episode:
-    the latest triage_date, then the greatest episode_id.
+    The last row of each key's run is the index episode (the latest
+    triage_date, then the greatest episode_id): a filter, not an aggregation.
+    The flag union is a group_by on the sorted key, in the same key order.
     """
-    return (
+    last = (pl.col(key) != pl.col(key).shift(-1)).fill_null(True)
+    index = rows.filter(last).select("client_id", *INDEX_COLUMNS)
+    union = (
         rows.lazy()
         .set_sorted(key)
-        .group_by(key)
-        .agg(
-            pl.col("client_id").first().alias("_client"),
-            *[pl.col(col).last() for col in INDEX_COLUMNS],
-            *[pl.col(f).any() for f in FLAGS],
-        )
-        .drop(key)
-        .rename({"_client": "client_id"})
+        .group_by(key, maintain_order=True)
+        .agg(*[pl.col(f).any() for f in FLAGS])
         .collect()
     )
+    return pl.concat([index, union.drop(key)], how="horizontal")
 
 
 def people_in_treatment(episodes: pl.LazyFrame, period: Period) -> pl.DataFrame:
