@@ -170,22 +170,28 @@ def test_report_is_identical_whatever_the_number_of_threads(extract_dir):
     import subprocess
     import sys
 
+    las = (CALDERDALE, LEEDS, KIRKLEES, MANCHESTER)
     write_extract(
         extract_dir,
-        [e for i, la in enumerate((CALDERDALE, LEEDS, KIRKLEES, MANCHESTER))
-         for e in people(f"P{i}-", 30 + 7 * i, la=la, substance_1="heroin", substance_2="crack")],
-        prevalence=[estimate(la, "ocu", 100 + i / 3) for i, la in enumerate((CALDERDALE, LEEDS, KIRKLEES, MANCHESTER))],
+        [e for i, la in enumerate(las)
+         for e in people(f"P{i}-", 30 + 7 * i, la=la, substance_1="heroin", substance_2="crack")
+         + [episode(f"B{i}-{j}", "2021-03-01", la_code=la, substance_1="alcohol", discharge_date="2022-02-01",
+                    discharge_reason="completed_alcohol_free") for j in range(9 + i)]],
+        prevalence=[estimate(la, "ocu", 100 + i / 3) for i, la in enumerate(las)],
     )
     outputs = set()
     for threads in ("1", "2", "4"):
-        done = subprocess.run(
+        done = subprocess.run(  # the baseline period on a second thread, the trend two quarters at a time
             [sys.executable, "-m", "cdp_metrics", "report", "--data", str(extract_dir), "--period-end", END,
-             "--baseline-end", "none", "--no-suppress", "-f", "json"],
+             "--baseline-end", "2022-03-31", "--trend", "quarterly", "--no-suppress", "-f", "json"],
             capture_output=True, text=True, env={**__import__("os").environ, "POLARS_MAX_THREADS": threads},
         )
         assert done.returncode == 0, done.stderr
         outputs.add(done.stdout)
     assert len(outputs) == 1
+    document = __import__("json").loads(outputs.pop())
+    assert document["baseline"]["period"] == {"start": "2021-04-01", "end": "2022-03-31"}
+    assert len({row["period_end"] for row in document["trend"]}) == 7  # 2022-03-31 to 2023-09-30
 
 
 def test_comparison_polarity_lower_is_better(extract_dir):
