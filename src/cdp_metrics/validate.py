@@ -63,14 +63,14 @@ def format_error(err: dict) -> str:
 
 
 def _blank(column: str, strings: set[str]) -> pl.Expr:
-    """The raw value is missing: null, or (in a text column) the empty string.
+    """The value is missing: null, or (in a text column, one of `strings`) the empty string.
 
     CSV reading makes an empty field null, but a quoted "" and a Parquet ""
     stay empty strings; both count as missing. Tested as a boolean rather than
     rewriting the text columns, which would copy every one of them.
     """
-    raw = pl.col(column)
-    return (raw.is_null() | (raw == "")) if column in strings else raw.is_null()
+    value = pl.col(column)
+    return (value.is_null() | (value == "")) if column in strings else value.is_null()
 
 
 def _as_read(column: str, strings: set[str]) -> pl.Expr:
@@ -85,8 +85,7 @@ def _may_repeat(column: str) -> pl.Expr:
     and the exact (slower, per-row) rule is only evaluated otherwise. Counting
     distinct hashes is about four times cheaper than flagging each row.
     """
-    ident = pl.col(column)
-    present = ident.filter(ident.is_not_null() & (ident != ""))
+    present = pl.col(column).filter(~_blank(column, {column}))  # a blank id is missing, not repeated
     return present.hash().n_unique() < present.len()
 
 
@@ -219,9 +218,9 @@ def validate(source: Source, mapping: Mapping | None = None) -> Validated:
     if table.id_column:
         flag = flag_names[next(i for i, (column, rule, _) in enumerate(checks) if rule == c.RULE_DUPLICATE)]
         if checked[flag].any():  # two rows may share an id: apply the exact rule
-            ident = _t(table.id_column)
-            present = ident.is_not_null() & (ident != "")
-            checked = checked.with_columns((present & ~ident.is_first_distinct()).alias(flag))
+            ident = _TYPED + table.id_column
+            repeated = ~_blank(ident, {ident}) & ~pl.col(ident).is_first_distinct()  # typed ids are text
+            checked = checked.with_columns(repeated.alias(flag))
     bad_rows = checked.select(pl.any_horizontal(flag_names)).to_series()
     typed_columns = [pl.col(ROW), *[_t(col.name).alias(col.name) for col in columns]]
     if not bad_rows.any():
