@@ -343,12 +343,16 @@ def test_zero_and_five_are_not_suppressed(extract_dir, engaged):
     assert r["comparison"] == "similar"  # equal to England (the same single LA)
 
 
-def test_suppression_is_per_row(extract_dir):
-    # Calderdale 3/10 (suppressed), Leeds 5/10 (shown), Yorkshire 8/20 (shown), England 8/20 (shown)
+def test_secondary_suppression_protects_a_small_count_from_subtraction(extract_dir):
+    # Calderdale 3/10 (primary), Leeds 5/10, Yorkshire 8/20, England 8/20. Leeds' 5 shown would give
+    # Calderdale's 3 as 8 − 5, so Leeds' count is hidden too; with both hidden, C + L = 8, C ≤ 10,
+    # L ≤ 10: Calderdale could be anything from 0 to 8, which covers 1–4.
     folder = _extract(extract_dir, [("C", CALDERDALE, 3, 10), ("L", LEEDS, 5, 10)])
     rows = run(folder, suppress=True).json["rows"]
     assert row(rows, CALDERDALE)["suppressed"] is True
     assert row(rows, CALDERDALE)["value"] is None
-    assert_figures(row(rows, LEEDS), 5, 10)
+    leeds = row(rows, LEEDS)
+    assert leeds["suppressed"] is True and leeds["numerator"] is None and leeds["value"] is None
+    assert leeds["denominator"] == 10 and row(rows, CALDERDALE)["denominator"] == 10
     assert_figures(row(rows, YORKSHIRE), 8, 20)
     assert_figures(row(rows, ENGLAND), 8, 20)

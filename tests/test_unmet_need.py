@@ -235,7 +235,9 @@ def test_small_numerators_are_suppressed(extract_dir):
     assert cal["suppressed"] is True
     assert [cal[k] for k in ("numerator", "value", "ci_lower", "ci_upper", "comparison")] == [None] * 5
     assert cal["denominator"] == 30.0  # a published estimate, not a count of people
+    # Leeds' 5 is hidden too (secondary suppression): Yorkshire's 8 minus it would give Calderdale's 3
     leeds = row(rows, LEEDS, "ocu")
-    assert leeds["suppressed"] is False and leeds["numerator"] == 5
+    assert leeds["suppressed"] is True and leeds["numerator"] is None and leeds["denominator"] == 30.0
+    assert row(rows, YORKSHIRE, "ocu")["numerator"] == 8 and row(rows, YORKSHIRE, "ocu")["suppressed"] is False
     unsuppressed = unmet(extract_dir, "--no-suppress")
     assert row(unsuppressed, CALDERDALE, "ocu")["numerator"] == 3

@@ -1,4 +1,4 @@
-"""From LA figures to LA, region and England rows with intervals, comparison and suppression.
+"""From LA figures to LA, region and England rows with intervals and comparison (suppression: `disclosure`).
 
 Region and England rows sum numerators and denominators over their LAs
 (never average percentages). England is every LA in the metric's table,
@@ -21,7 +21,6 @@ AREA_TYPE = pl.Enum(["la", "region", "england"])
 # Area tables hold thousands of rows, not millions: their queries run on Polars' in-memory engine,
 # whose fixed cost per query is well below the default streaming engine's at that size.
 SMALL_TABLES = "in-memory"
-SMALL = (1, 4)  # disclosure control: counts from 1 to 4 are suppressed
 
 
 @dataclass(frozen=True)
@@ -117,10 +116,9 @@ def finish(
     kind: Kind,
     options: Options,
     categories: tuple[str, ...],
-    denominator_is_count: bool = True,
     england: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Values, intervals, comparison with England, suppression, LA selection and row order.
+    """Values, intervals, comparison with England and row order, for every area (unsuppressed).
 
     `rows` comes from `rollup` with `numerator` and `denominator` (plus
     `lower`, `upper`, `has_range` for unmet need). `england`, when given,
@@ -140,26 +138,7 @@ def finish(
             .then(compare_expr(pl.col("_england"), pl.col("ci_lower"), pl.col("ci_upper"), polarity))
             .alias("comparison")
         )
-    small_numerator = pl.col("numerator").is_between(*SMALL).fill_null(False)
-    small_denominator = pl.col("denominator").is_between(*SMALL).fill_null(False) if denominator_is_count else pl.lit(False)
-    suppressed = (small_numerator | small_denominator) & options.suppress
-    hide = lambda col, when=suppressed: pl.when(when).then(None).otherwise(pl.col(col)).alias(col)  # noqa: E731
-    out = out.with_columns(
-        hide("numerator"),
-        hide("denominator", small_denominator & options.suppress),
-        hide("value"),
-        hide("ci_lower"),
-        hide("ci_upper"),
-        hide("comparison"),
-        suppressed.alias("suppressed"),
-    )
-    if options.las:
-        regions = lookup().filter(pl.col("la_code").is_in(options.las))["region_code"].unique().to_list()
-        out = out.filter(
-            ((pl.col("area_type") == "la") & pl.col("area_code").is_in(options.las))
-            | ((pl.col("area_type") == "region") & pl.col("area_code").is_in(regions))
-            | (pl.col("area_type") == "england")
-        )
+    out = out.with_columns(pl.lit(False).alias("suppressed"))  # disclosure control comes later (`disclosure`)
     return (
         out.with_columns(pl.col("category").cast(pl.String))
         .sort(  # categories in the metric's order (any other last), then LA, region, England
@@ -171,4 +150,16 @@ def finish(
         .with_columns(pl.col("area_type").cast(pl.String))
         .select(c.ROW_FIELDS)
         .collect(engine=SMALL_TABLES)
+    )
+
+
+def select_las(rows: pl.DataFrame, las: tuple[str, ...]) -> pl.DataFrame:
+    """Only the rows of `las`, their regions and England (all rows when `las` is empty)."""
+    if not las:
+        return rows
+    regions = lookup().filter(pl.col("la_code").is_in(las))["region_code"].unique().to_list()
+    return rows.filter(
+        ((pl.col("area_type") == "la") & pl.col("area_code").is_in(las))
+        | ((pl.col("area_type") == "region") & pl.col("area_code").is_in(regions))
+        | (pl.col("area_type") == "england")
     )

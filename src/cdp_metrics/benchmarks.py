@@ -66,6 +66,15 @@ def england_values(bench: pl.DataFrame, metric: str, end: date) -> pl.DataFrame 
     return rows.select("category", "value") if rows.height else None
 
 
+def cells(bench: pl.DataFrame, end: date) -> set:
+    """The disclosure-control cells (`disclosure.row_keys`) the file publishes for a period end."""
+    from .disclosure import row_keys
+
+    rows = bench.filter(pl.col("period_end") == end).select("metric", "area_code", "category")
+    return {key for metric, area, category in rows.iter_rows() for key in row_keys(metric, area, category)
+            if key is not None}
+
+
 def overlay(rows: pl.DataFrame, metric: str, end: date, bench: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     """Replace computed region and England rows by published ones for this metric and period end.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from . import areas, benchmarks, metrics
+from . import areas, benchmarks, disclosure, metrics
 from . import contract as c
 from .errors import InputError, UsageError
 from .geography import check_la_codes, lookup
@@ -213,11 +213,11 @@ class Extract:
 
 def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind, categories: tuple[str, ...],
             *, sums: tuple[str, ...] = ("numerator", "denominator"), all_of: tuple[str, ...] = (),
-            denominator_is_count: bool = True, england: pl.DataFrame | None = None,
-            warnings: list[str] | tuple[str, ...] = (), rolled_up: bool = False,
-            tables: tuple[c.Table, ...] = (c.EPISODES,)) -> Result:
+            england: pl.DataFrame | None = None, warnings: list[str] | tuple[str, ...] = (),
+            rolled_up: bool = False, tables: tuple[c.Table, ...] = (c.EPISODES,)) -> Result:
     """Roll LA rows up to regions and England (unless `rolled_up`) and finish them into a Result.
 
+    The rows are every area's, unsuppressed: `publish` applies disclosure control and `--la`.
     The result's warnings: rejected rows in the `tables` the metric uses, unknown LA codes among
     its rows, then what is particular to it (`warnings` and what is found here).
     """
@@ -229,23 +229,59 @@ def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind,
         notes += extract.unknown_las(rows["la_code"])
         rolled = areas.rollup(rows, list(sums), list(all_of))
     notes += list(warnings)
+    cell_notes = {}
     if kind == "unmet":
         rolled = rolled.lazy().collect(engine=areas.SMALL_TABLES)
         for row in rolled.filter(pl.col("numerator") > pl.col("denominator")).iter_rows(named=True):
             notes.append(f"{row['area_name'] or row['area_code']} {row['category']}: adults in treatment "
                          f"({row['numerator']}) exceed the prevalence estimate ({row['denominator']:g}); "
                          "unmet need is negative and has no interval")
+            cell_notes[notes[-1]] = disclosure.row_keys(metric, row["area_code"], row["category"])[0]
     bench = extract.benchmarks
     if bench is not None and england is None:
         england = benchmarks.england_values(bench, metric, extract.period.end)
-    rows = areas.finish(rolled, metric, kind, extract.options.area_options(), categories,
-                        denominator_is_count=denominator_is_count, england=england)
-    if bench is not None:
-        rows, replaced = benchmarks.overlay(rows, metric, extract.period.end, bench)
-        notes += replaced
-    for note in notes:
-        extract.note(note)
-    return Result(metric, extract.period, rows, notes, extract.options.confidence)
+    rows = areas.finish(rolled, metric, kind, extract.options.area_options(), categories, england=england)
+    return Result(metric, extract.period, rows, notes, extract.options.confidence, cell_notes)
+
+
+def publish(extract: Extract, results: list[Result]) -> tuple[list[Result], set, set]:
+    """Disclosure control over one period's results, then `--la`, published benchmarks and the notes.
+
+    `results` hold every area, unsuppressed, and every metric linked to the ones to be shown
+    (`disclosure.LINKED`), so that each LA gets the same pattern whatever a run shows. Returns the
+    results and the suppressed and primary cells (`disclosure.decide`).
+    """
+    options = extract.options
+    bench = extract.benchmarks
+    end = extract.period.end
+    hidden: set = set()
+    first: set = set()
+    if options.suppress:
+        fixed = benchmarks.cells(bench, end) if bench is not None else set()
+        hidden, first = disclosure.decide(results, fixed)
+    out = []
+    for r in results:
+        rows = areas.select_las(disclosure.mask(r, hidden), options.las)
+        notes = [n for n in r.warnings if r.cell_notes.get(n) not in hidden]
+        if bench is not None:
+            rows, replaced = benchmarks.overlay(rows, r.metric, end, bench)
+            notes += replaced
+        out.append(replace(r, rows=rows, warnings=notes, cell_notes={}))
+    return out, hidden, first
+
+
+def suppression_note(counts: list[tuple[set, set]]) -> list[str]:
+    """The warnings line saying how many figures were suppressed ([] when none).
+
+    `counts`: per period table, its shown suppressed cells and the primary ones among them.
+    """
+    total = sum(len(hidden) for hidden, _ in counts)
+    if not total:
+        return []
+    secondary = sum(len(hidden - first) for hidden, first in counts)
+    figures = "figure" if total == 1 else "figures"
+    return [f"{total:,} {figures} suppressed, {secondary:,} of them to prevent subtraction "
+            "(* is a count from 1 to 4, or a figure hidden to protect one)"]
 
 
 def in_treatment(extract: Extract) -> list[Result]:
@@ -267,7 +303,7 @@ def unmet_need(extract: Extract) -> list[Result]:
                         "shown whatever --confidence says")
     return [_result(extract, "unmet_need", la, "unmet", c.PREVALENCE_CATEGORIES,
                     sums=("numerator", "denominator", "lower", "upper"), all_of=("has_range",),
-                    denominator_is_count=False, warnings=warnings, tables=(c.EPISODES, c.PREVALENCE))]
+                    warnings=warnings, tables=(c.EPISODES, c.PREVALENCE))]
 
 
 def continuity(extract: Extract) -> list[Result]:
@@ -292,8 +328,8 @@ def deaths(extract: Extract) -> list[Result]:
     ratio = metrics.mortality_ratio(rolled, rates, ["area_code", "area_name", "area_type", "region_code"])
     # The benchmark is the standard population, whose ratio is 100 by definition.
     england = pl.DataFrame({"category": ["all"], "value": [100.0]})
-    mortality = _result(extract, "mortality_ratio", ratio, "ratio", ("all",), denominator_is_count=False,
-                        england=england, warnings=rate_warnings, rolled_up=True)
+    mortality = _result(extract, "mortality_ratio", ratio, "ratio", ("all",), england=england,
+                        warnings=rate_warnings, rolled_up=True)
     return [result, mortality]
 
 
@@ -349,11 +385,43 @@ COMMANDS: dict[str, tuple[Callable[[Extract], list[Result]], ...]] = {
 }
 
 
+def needs(step: Callable[[Extract], list[Result]]) -> c.Table | None:
+    """The optional table a metric step cannot do without."""
+    return {"continuity": c.RELEASES, "unmet_need": c.PREVALENCE}.get(step.__name__)
+
+
+def linked_steps(steps, extract: Extract) -> tuple:
+    """`steps` and every other step whose metrics disclosure control protects with theirs (whose tables exist)."""
+    groups = {m for step in steps for m in disclosure.linked_group(step.__name__)}
+    linked = [s for s in COMMANDS["report"] if s.__name__ in groups and s not in steps
+              and (needs(s) is None or extract.has(needs(s)))]
+    return (*steps, *linked)
+
+
+def period_results(extract: Extract, steps) -> tuple[list[Result], tuple[set, set]]:
+    """One period's results of `steps`, published (suppressed and selected), and its suppression counts."""
+    wanted = [s.__name__ for s in steps]
+    if extract.options.suppress:
+        steps = linked_steps(steps, extract)
+    results = [r for step in steps for r in step(extract)]
+    published, hidden, first = publish(extract, results)
+    published = [r for r in published if _step_of(r.metric) in wanted]
+    cells = disclosure.shown(published, hidden)
+    return published, (cells, cells & first)
+
+
+def _step_of(metric: str) -> str:
+    return "deaths" if metric == "mortality_ratio" else metric
+
+
 def run(command: str, options: RunOptions, warn: Callable[[str], None] | None = None) -> list[Result]:
     """Run one command's metrics over one read of the extract."""
     extract = Extract(options, warn)
     extract.check_las()
-    results: list[Result] = []
-    for step in COMMANDS[command]:
-        results.extend(step(extract))
+    results, counts = period_results(extract, COMMANDS[command])
+    line = suppression_note([counts])
+    for result in results:
+        result.warnings.extend(line)
+        for note in result.warnings:
+            extract.note(note)
     return results

@@ -20,7 +20,7 @@ from . import contract as c
 from .errors import InputError, UsageError
 from .periods import Period, add_months
 from .io import read_side_table
-from .pipeline import COMMANDS, Extract, RunOptions
+from .pipeline import COMMANDS, Extract, RunOptions, needs, period_results, suppression_note
 from .result import Result
 
 DEFAULT_BASELINE_END = date(2022, 3, 31)  # the outcomes framework's baseline: 12 months to March 2022
@@ -161,11 +161,15 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(_all_metrics, extract.for_period(baseline_end, quiet=True)) if covered else None
         step("current period")
-        results = _all_metrics(extract)
+        results, counts = _all_metrics(extract)
+        tables = {extract.period.end: counts}  # each period's suppressed cells, once however often it is shown
+        for r in results:
+            for note in r.warnings:
+                extract.note(note)
         baseline = changes_ = None
         if pending is not None:
             step("baseline period")
-            baseline = pending.result()
+            baseline, tables[baseline_end] = pending.result()
             for r in baseline:
                 for note in r.warnings:
                     extract.note(note)
@@ -187,6 +191,8 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         step(f"trend: {len(ends)} quarter ends")
         with ThreadPoolExecutor(max_workers=2) as pool:
             quarters = list(pool.map(lambda q: _all_metrics(extract.for_period(q, quiet=True)), ends))
+        tables.update(zip(ends, (counts for _, counts in quarters)))
+        quarters = [results_q for results_q, _ in quarters]
         frames = [
             r.rows.with_columns(pl.lit(r.metric).alias("metric"), pl.lit(q).alias("period_end"))
             .select("metric", "period_end", "area_code", "area_name", "area_type", "category",
@@ -194,19 +200,23 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
             for q, results_q in zip(ends, quarters) for r in results_q
         ]
         trend_rows = pl.concat(frames) if frames else None
+    for line in suppression_note(list(tables.values())):
+        for r in results:
+            r.warnings.append(line)
+        extract.note(line)
     return Report(results, baseline, changes_, targets, trend_rows, notes)
 
 
-def _all_metrics(extract: Extract) -> list[Result]:
-    """Every metric the extract can give; a missing releases or prevalence table skips its metric."""
-    out: list[Result] = []
+def _all_metrics(extract: Extract) -> tuple[list[Result], tuple[set, set]]:
+    """Every metric the extract can give, published; a missing releases or prevalence table skips its metric."""
+    steps = []
     for fn in COMMANDS["report"]:
-        needs = {"continuity": c.RELEASES, "unmet_need": c.PREVALENCE}.get(fn.__name__)
-        if needs is not None and not extract.has(needs):
-            extract.note(f"no {needs.name} table: {fn.__name__.replace('_', ' ')} left out of the report")
+        table = needs(fn)
+        if table is not None and not extract.has(table):
+            extract.note(f"no {table.name} table: {fn.__name__.replace('_', ' ')} left out of the report")
             continue
-        out.extend(fn(extract))
-    return out
+        steps.append(fn)
+    return period_results(extract, tuple(steps))
 
 
 def _covers(extract: Extract, period: Period) -> tuple[bool, str]:

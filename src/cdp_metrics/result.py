@@ -17,6 +17,7 @@ class Result:
     rows: pl.DataFrame  # ROW_FIELDS, in order
     warnings: list[str] = field(default_factory=list)
     confidence: float = 95.0  # level of the intervals (shown in tables; not part of the JSON)
+    cell_notes: dict[str, tuple] = field(default_factory=dict)  # warning -> the cell it shows (dropped if hidden)
 
     def row_dicts(self) -> list[dict]:
         return self.rows.select(ROW_FIELDS).to_dicts()

@@ -1,0 +1,594 @@
+"""Disclosure control (contract §8): primary and secondary suppression over the finished tables of a period.
+
+This is a stage of its own, after every metric of a period has been computed
+(unsuppressed, for every LA) and before anything is rendered:
+
+1. **Cells.** Every count a period's tables publish becomes one *cell*,
+   keyed by (quantity, area, category). A count that several metrics show is
+   one cell: adults in treatment are in-treatment's numerators and the
+   deaths and completions denominators; mortality-ratio observed deaths are
+   deaths (`all`).
+2. **Relations** an attacker can use (contract §8): every region and England
+   cell is the sum of its LAs' cells; `all` is the sum of the four substance
+   groups; unmet need `ocu` = `opiate_only` + `crack_only` +
+   `opiate_and_crack`, unmet need `alcohol` = adults `alcohol_only` +
+   `non_opiate_and_alcohol`, adults `opiate` = unmet need `opiate_only` +
+   `opiate_and_crack`; numerators are at most their denominators; counts
+   are at least 0. An LA with no estimate for an unmet-need category still
+   has people in it: that count is an unknown nobody publishes.
+3. **Primary** suppression: every cell from 1 to 4.
+4. **Secondary** suppression, until *the rule* holds: for every primary cell,
+   the range of values consistent with everything published and the
+   relations (each suppressed cell an unknown real ≥ 0) reaches from 1 to 4.
+   It is checked exactly, by linear programming (HiGHS, through `highspy`),
+   as Tau-Argus and sdcTable check protection intervals (the "protection
+   levels" of Fischetti and Salazar-González, 1999: lower 3 below a 4,
+   upper 3 above a 1). Secondary cells are chosen greedily, in two steps
+   that repeat until the check passes:
+
+   * *singletons*: a relation with exactly one suppressed member gives that
+     member back by subtraction, so another member is suppressed — the
+     necessary condition GaussSuppression (Langsrud, 2024) and the hypercube
+     method start from. The member chosen is an LA cell before a region or
+     England one; then one that also mends another such relation (closing a
+     rectangle, as the hypercube method does); then one of 3 or more (it can
+     absorb the primary's range); then the smallest; then the first in
+     (quantity, area, category) order — so every run chooses the same cells;
+   * *narrow ranges*: where the programme still finds a range short of 1–4,
+     one more member of a relation of that primary's component is
+     suppressed, by the same order, preferring the primary's own relations.
+
+   The relations only connect cells through suppressed ones, so the
+   programmes are solved per connected component of unknowns: small, and
+   only re-solved for components that changed.
+
+Suppressing a published figure can only widen what an attacker can deduce,
+so the same pattern over the whole table protects any subset of it: `--la`
+shows a subset of the protected national table, and the same LA gets the same
+pattern whichever LAs a run shows. Figures derived from a suppressed count
+(values, intervals, comparisons, changes, target progress, trend points) are
+suppressed with it by `apply`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from . import contract as c
+
+SMALL = (1, 4)
+GROUPS = c.SUBSTANCE_GROUPS
+OCU_PARTS = ("opiate_only", "crack_only", "opiate_and_crack")
+LEVEL = {"la": 0, "region": 1, "england": 2}
+TOLERANCE = 1e-6
+ONE_AT_A_TIME = 8  # at most this many targets left short by the programmes over all are solved one by one
+
+
+def numerator_quantity(metric: str, category: str) -> str:
+    """The quantity a metric's numerator counts (the cell it shows)."""
+    if metric == "in_treatment":
+        return "young" if category == "young_people" else "adults"
+    return NUMERATORS[metric]
+
+
+NUMERATORS = {"unmet_need": "unmet", "deaths": "deaths", "mortality_ratio": "deaths",
+              "completions": "completions", "continuity": "engaged"}
+# metrics whose denominator is a count (a cell); the others have none, an estimate or expected deaths
+DENOMINATORS = {"deaths": "adults", "completions": "adults", "continuity": "releases"}
+# quantities whose `all` is the sum of the four substance groups, in every area
+GROUP_SUMS = ("adults", "deaths", "completions")
+# numerator ≤ denominator, in every area and category
+BOUNDS = (("deaths", "adults"), ("completions", "adults"), ("engaged", "releases"))
+# quantities with a row for every LA that has an estimate (not only the non-zero ones): an LA with no
+# row has no estimate, and its count is an unknown, not a zero
+ESTIMATED = ("unmet",)
+# Metrics protected together: their counts are linked by the relations above. Continuity stands alone.
+LINKED = (("in_treatment", "unmet_need", "deaths", "mortality_ratio", "completions"), ("continuity",))
+
+
+def linked_group(metric: str) -> tuple[str, ...]:
+    return next(group for group in LINKED if metric in group)
+
+
+Key = tuple[str, str, str]  # (quantity, area_code, category)
+
+
+@dataclass
+class Table:
+    """The cells of one period's tables and the relations between them."""
+
+    keys: list[Key] = field(default_factory=list)
+    value: list[float | None] = field(default_factory=list)  # None: an unknown no table shows
+    level: list[int] = field(default_factory=list)
+    eligible: list[bool] = field(default_factory=list)  # may be suppressed as a secondary cell
+    equalities: list[list[tuple[int, int]]] = field(default_factory=list)  # Σ coefficient · cell = 0
+    bounds: list[tuple[int, int]] = field(default_factory=list)  # cell a ≤ cell b
+    index: dict[Key, int] = field(default_factory=dict)
+
+    @property
+    def coefficient(self) -> dict[tuple[int, int], int]:
+        """(relation, cell) -> the cell's coefficient in that equality."""
+        if self._coefficient is None:
+            self._coefficient = {(r, i): coef for r, members in enumerate(self.equalities) for i, coef in members}
+        return self._coefficient
+
+    _coefficient: dict | None = field(default=None, repr=False)
+
+    def cell(self, key: Key, value: float | None, level: int, eligible: bool = True) -> int:
+        if key in self.index:
+            i = self.index[key]
+            if self.value[i] != value:
+                raise AssertionError(f"cell {key} shown as {self.value[i]} and {value}")
+            return i
+        self.index[key] = len(self.keys)
+        self.keys.append(key)
+        self.value.append(value)
+        self.level.append(level)
+        self.eligible.append(eligible and value is not None)
+        return self.index[key]
+
+    @property
+    def published(self) -> list[bool]:
+        return [v is not None for v in self.value]
+
+
+@dataclass(frozen=True)
+class Row:
+    """What disclosure control needs of one row of a result."""
+
+    metric: str
+    area_code: str
+    area_type: str
+    region_code: str | None
+    category: str
+    numerator: float | None
+    denominator: float | None
+
+
+def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
+    """The cells and relations of one period's rows (every LA, unsuppressed).
+
+    `fixed` cells are shown from elsewhere (published benchmarks): never chosen as secondary cells.
+    """
+    table = Table()
+    areas: dict[str, tuple[int, str | None]] = {}
+    for r in sorted(rows, key=lambda r: (r.metric, LEVEL[r.area_type], r.area_code, r.category)):
+        level = LEVEL[r.area_type]
+        areas[r.area_code] = (level, r.region_code)
+        quantity = numerator_quantity(r.metric, r.category)
+        key = (quantity, r.area_code, r.category)
+        table.cell(key, r.numerator, level, key not in fixed)
+        if r.metric in DENOMINATORS:
+            key = (DENOMINATORS[r.metric], r.area_code, r.category)
+            table.cell(key, r.denominator, level, key not in fixed)
+    cells = sorted(table.index)  # creation order above is by metric; relations are built in key order
+    by_qc: dict[tuple[str, str], list[Key]] = {}
+    for key in cells:
+        by_qc.setdefault((key[0], key[2]), []).append(key)
+    # areas: region = Σ its LAs, England = Σ every LA
+    for (quantity, category), keys in sorted(by_qc.items()):
+        las = [k for k in keys if areas[k[1]][0] == 0]
+        for k in keys:
+            level, _ = areas[k[1]]
+            if level == 0:
+                continue
+            members = las if level == 2 else [la for la in las if areas[la[1]][1] == k[1]]
+            table.equalities.append([(table.index[k], 1)] + [(table.index[m], -1) for m in members])
+    # categories: all = Σ groups, in every area
+    for quantity in GROUP_SUMS:
+        for area in sorted(areas):
+            keys = [(quantity, area, g) for g in ("all", *GROUPS)]
+            present = [k for k in keys if k in table.index]
+            if present:
+                table.equalities.append([(table.index[k], 1 if k[2] == "all" else -1) for k in present])
+    # the links between unmet need and in treatment, per LA
+    level_of = {area: level for area, (level, _) in areas.items()}
+
+    def member(quantity: str, la: str, category: str) -> int | None:
+        key = (quantity, la, category)
+        if key in table.index:
+            return table.index[key]
+        if quantity in ESTIMATED:  # no estimate: an unknown count
+            return table.cell(key, None, 0, eligible=False)
+        return None  # no row: zero
+
+    for la in sorted(a for a, level in level_of.items() if level == 0):
+        links = (
+            (("unmet", "ocu"), [("unmet", p) for p in OCU_PARTS]),
+            (("unmet", "alcohol"), [("adults", "alcohol_only"), ("adults", "non_opiate_and_alcohol")]),
+            (("adults", "opiate"), [("unmet", "opiate_only"), ("unmet", "opiate_and_crack")]),
+        )
+        for (tq, tc), parts in links:
+            if not any((q, la, cat) in table.index for q, cat in [(tq, tc), *parts]):
+                continue
+            if not any(q == "unmet" and (q, la, cat) in table.index for q, cat in [(tq, tc), *parts]):
+                continue  # no estimates at all for this LA: nothing of unmet need is shown
+            members = [(member(tq, la, tc), 1)] + [(member(q, la, cat), -1) for q, cat in parts]
+            table.equalities.append([(i, coef) for i, coef in members if i is not None])
+    for small, big in BOUNDS:
+        for key in cells:
+            if key[0] == small and (big, key[1], key[2]) in table.index:
+                table.bounds.append((table.index[key], table.index[(big, key[1], key[2])]))
+    return table
+
+
+def primary(table: Table) -> list[int]:
+    return [i for i, v in enumerate(table.value) if v is not None and SMALL[0] <= v <= SMALL[1]]
+
+
+# -- secondary suppression ------------------------------------------------------------------------
+
+
+def protect(table: Table) -> set[int]:
+    """The suppressed cells: the primary ones and as few secondary ones as the rule needs."""
+    first = primary(table)
+    suppressed: set[int] = set()
+    if not first:
+        return suppressed
+    relations_of: list[list[int]] = [[] for _ in table.keys]
+    for r, members in enumerate(table.equalities):
+        for i, _ in members:
+            relations_of[i].append(r)
+    free = {i for i, v in enumerate(table.value) if v is None}
+    hidden = [0] * len(table.equalities)  # suppressed members per relation
+    unknowns = [0] * len(table.equalities)  # suppressed or free members per relation
+    for i in free:
+        for r in relations_of[i]:
+            unknowns[r] += 1
+    checker = _Checker(table, free, first, relations_of)
+
+    def suppress(i: int) -> None:
+        suppressed.add(i)
+        for r in relations_of[i]:
+            hidden[r] += 1
+            unknowns[r] += 1
+
+    def singleton(r: int) -> bool:
+        """The relation gives its one suppressed member back by subtraction."""
+        return hidden[r] == 1 and unknowns[r] == 1
+
+    def cost(i: int, preferred: set[int] = frozenset()) -> tuple:
+        value = table.value[i]
+        mends = sum(1 for r in relations_of[i] if singleton(r))
+        return (table.level[i], i not in preferred, -mends, value < 3, value, table.keys[i])
+
+    def candidates(relations) -> list[int]:
+        return list(dict.fromkeys(i for r in relations for i, _ in table.equalities[r]
+                                  if table.eligible[i] and i not in suppressed))
+
+    def mend_singletons(work: deque) -> None:
+        while work:
+            r = work.popleft()
+            if not singleton(r):
+                continue
+            options = candidates([r])
+            if not options:
+                continue  # every other member is fixed or has no row: nothing to suppress in this relation
+            chosen = min(options, key=cost)
+            suppress(chosen)
+            work.extend(relations_of[chosen])
+
+    def widen(p: int, component: list[int], holding: list[int]) -> int | None:
+        """The cell to suppress for a primary whose range is too narrow: one of the published cells that
+        hold it (by `cost`); else one of its own relations' members, else one of its component's relations'
+        (an LA cell before a region or England one, then as `cost`)."""
+        own = candidates(relations_of[p])
+        useful = [i for i in holding if table.eligible[i] and i not in suppressed]
+        if useful:
+            preferred = set(own)
+            return min(useful, key=lambda i: cost(i, preferred))
+        best = min(own, key=cost) if own else None
+        if best is not None and table.level[best] == 0:
+            return best
+        wider = candidates(sorted({r for i in component for r in relations_of[i]}))
+        preferred = set(own)
+        return min(wider, key=lambda i: cost(i, preferred)) if wider else None
+
+    for i in first:
+        suppress(i)
+    mend_singletons(deque(r for i in first for r in relations_of[i]))
+    while True:
+        narrow = checker.narrow(suppressed)
+        if not narrow:
+            return suppressed
+        touched: set[int] = set()  # relations given a cell this round: their primaries may be mended already
+        for p, component, holding in narrow:
+            if touched.intersection(relations_of[p]):
+                continue
+            chosen = widen(p, component, holding)
+            if chosen is not None:
+                suppress(chosen)
+                touched.update(relations_of[chosen])
+                mend_singletons(deque(relations_of[chosen]))
+        if not touched:
+            return suppressed  # nothing left that may be suppressed (only fixed benchmark cells)
+
+
+class _Checker:
+    """Each primary cell's range by linear programming, per connected component of unknowns.
+
+    Suppressing one more cell turns a published constant into an unknown: every solution
+    before is still one after, so a range only ever widens. A primary found to reach 4 (or 1)
+    stays settled, and only the unsettled ones are solved for again.
+    """
+
+    def __init__(self, table: Table, free: set[int], first: list[int], relations_of: list[list[int]]):
+        self.table = table
+        self.free = free
+        self.relations_of = relations_of
+        self.bounds_of: list[list[int]] = [[] for _ in table.keys]  # the bounds each cell is in
+        for k, (a, b) in enumerate(table.bounds):
+            self.bounds_of[a].append(k)
+            self.bounds_of[b].append(k)
+        self.need_high = {i for i in first if table.value[i] < SMALL[1]}  # the true figures reach the rest
+        self.need_low = {i for i in first if table.value[i] > SMALL[0]}
+
+    def components(self, unknown: set[int]) -> list[list[int]]:
+        """The unknowns in groups linked by relations (through unknowns only), in cell order."""
+        seen: set[int] = set()
+        used: set[int] = set()  # relations already followed
+        groups = []
+        for start in sorted(unknown):
+            if start in seen:
+                continue
+            seen.add(start)
+            group, stack = [], [start]
+            while stack:
+                i = stack.pop()
+                group.append(i)
+                linked = [j for r in self.relations_of[i] if r not in used and not used.add(r)
+                          for j, _ in self.table.equalities[r]]
+                linked += [j for k in self.bounds_of[i] for j in self.table.bounds[k]]
+                for j in linked:
+                    if j in unknown and j not in seen:
+                        seen.add(j)
+                        stack.append(j)
+            groups.append(sorted(group))
+        return groups
+
+    def narrow(self, suppressed: set[int]) -> list[tuple[int, list[int], list[int]]]:
+        """(primary, its component, the published cells holding its range) for every primary whose range
+        falls short of 1–4, in cell order."""
+        out = []
+        for component in self.components(suppressed | self.free):
+            high = [i for i in component if i in self.need_high]
+            low = [i for i in component if i in self.need_low]
+            for i in high + low:  # a rectangle of suppressed cells settles most without a programme
+                up, down = rectangle_reach(self.table, i, suppressed, self.relations_of, self.bounds_of)
+                if self.table.value[i] + up >= SMALL[1]:
+                    self.need_high.discard(i)
+                if self.table.value[i] - down <= SMALL[0]:
+                    self.need_low.discard(i)
+            high = [i for i in high if i in self.need_high]
+            low = [i for i in low if i in self.need_low]
+            if not high and not low:
+                continue
+            reached_high, reached_low, binding = settle(self.table, component, high, low, self.relations_of,
+                                                        self.bounds_of)
+            self.need_high.difference_update(reached_high)
+            self.need_low.difference_update(reached_low)
+            out.extend((p, component, binding.get(p, [])) for p in set(high + low)
+                       if p in self.need_high or p in self.need_low)
+        return sorted(out, key=lambda short: self.table.keys[short[0]])
+
+
+def rectangle_reach(table: Table, p: int, suppressed: set[int], relations_of: list[list[int]],
+                    bounds_of: list[list[int]]) -> tuple[float, float]:
+    """How far cell p can move up and down along a rectangle of suppressed cells, keeping every relation.
+
+    The hypercube method's move in two dimensions: p and a partner `a` in a relation within p's area
+    (another substance group, or the `all` total), a partner `b` in p's area relation (another LA of
+    the region), and the corner `c` (a's quantity and category in b's area), moved by +t, ∓t, −t, ±t.
+    Every relation and bound the four are in is checked, so a move is only counted when it is one.
+    A found move proves the range (a feasible point); none found proves nothing (the caller solves).
+    """
+    keys, value, equalities = table.keys, table.value, table.equalities
+    _, area_p, _ = keys[p]
+    row_partners, column_partners = [], []
+    for r in relations_of[p]:
+        members = equalities[r]
+        coef_p = next(coef for i, coef in members if i == p)
+        same_area = all(keys[i][1] == area_p for i, _ in members)
+        if not same_area and any(table.level[i] == 2 for i, _ in members):
+            continue  # England's sum: its rectangles are the regions' (a move within a region keeps both)
+        for i, coef in members:
+            if i != p and i in suppressed:
+                (row_partners if same_area else column_partners).append((i, -coef_p / coef))
+    best_up = best_down = 0.0
+    for a, delta_a in row_partners:
+        for b, delta_b in column_partners:
+            corner = table.index.get((keys[a][0], keys[b][1], keys[a][2]))
+            if corner is None or corner not in suppressed or corner in (p, a, b):
+                continue
+            move = {p: 1.0, a: delta_a, b: delta_b, corner: delta_a * delta_b}
+            balance: dict[int, float] = {}
+            for i, d in move.items():
+                for r in relations_of[i]:
+                    balance[r] = balance.get(r, 0.0) + table.coefficient[(r, i)] * d
+            if any(abs(total) > TOLERANCE for total in balance.values()):
+                continue
+            up = down = float("inf")
+            for i, d in move.items():  # counts stay ≥ 0
+                if d < 0:
+                    up = min(up, value[i] / -d)
+                else:
+                    down = min(down, value[i] / d)
+            for k in {k for i in move for k in bounds_of[i]}:  # numerator ≤ denominator
+                small, big = table.bounds[k]
+                slack, d = value[big] - value[small], move.get(small, 0.0) - move.get(big, 0.0)
+                if d > 0:
+                    up = min(up, slack / d)
+                elif d < 0:
+                    down = min(down, slack / -d)
+            best_up, best_down = max(best_up, up), max(best_down, down)
+    return best_up, best_down
+
+
+def settle(table: Table, component: list[int], high: list[int], low: list[int],
+           relations_of: list[list[int]], bounds_of: list[list[int]]) -> tuple[set[int], set[int], dict]:
+    """Of the `high` targets, those that can reach 4; of the `low` ones, those that can reach 1; and for
+    each target that cannot, the published cells its range is held by (`binding_cells`).
+
+    Solved over the unknowns of one `component`, the published cells as constants. Every
+    solution is a feasible point, so each programme settles every target it happens to place
+    at 4 or more (1 or less), not only the one it was solved for: programmes over all unsettled
+    targets at once come first, then one target at a time.
+    """
+    import highspy
+    import numpy as np
+
+    col = {i: n for n, i in enumerate(component)}
+    n = len(component)
+    lower, upper, starts, indices, values = [], [], [], [], []
+    row_cells: list[list[int]] = []  # per row: the published cells whose values it holds
+    bound_cells: list[list[int]] = [[] for _ in component]  # per column: published cells bounding it
+
+    def add_row(entries: list[tuple[int, int]], lo: float, hi: float, published: list[int] = ()) -> None:
+        row_cells.append(list(published))
+        starts.append(len(indices))
+        for i, coef in entries:
+            indices.append(col[i])
+            values.append(float(coef))
+        lower.append(lo)
+        upper.append(hi)
+
+    col_lower, col_upper = np.zeros(n), np.full(n, np.inf)
+    for r in sorted({r for i in component for r in relations_of[i]}):
+        members = table.equalities[r]
+        inside = [(i, coef) for i, coef in members if i in col]
+        outside = [(i, coef) for i, coef in members if i not in col]
+        rhs = -sum(coef * table.value[i] for i, coef in outside)
+        add_row(inside, rhs, rhs, [i for i, _ in outside])
+    for a, b in (table.bounds[k] for k in sorted({k for i in component for k in bounds_of[i]})):
+        if a in col and b in col:
+            add_row([(a, 1), (b, -1)], -np.inf, 0.0)
+        elif a in col:
+            col_upper[col[a]] = min(col_upper[col[a]], table.value[b])
+            bound_cells[col[a]].append(b)
+        elif b in col:
+            col_lower[col[b]] = max(col_lower[col[b]], table.value[a])
+            bound_cells[col[b]].append(a)
+    # Capped copies for the programmes over many targets: 0 ≤ y ≤ 4 with y ≤ x (maximise Σ y: as many
+    # targets at 4 as will go), and w ≥ 0 with w ≥ x − 1 (minimise Σ w: as many at 1 as will go).
+    aux = {}
+    for i in high:
+        aux[("y", i)] = n + len(aux)
+        add_row([(i, -1)], -np.inf, 0.0)
+        indices.append(aux[("y", i)])
+        values.append(1.0)
+    for i in low:
+        aux[("w", i)] = n + len(aux)
+        add_row([(i, 1)], -np.inf, float(SMALL[0]))
+        indices.append(aux[("w", i)])
+        values.append(-1.0)
+    bounds_y = [(0.0, float(SMALL[1])) if kind == "y" else (0.0, np.inf) for kind, _ in aux]
+    col_lower = np.concatenate([col_lower, [lo for lo, _ in bounds_y]])
+    col_upper = np.concatenate([col_upper, [hi for _, hi in bounds_y]])
+    total = n + len(aux)
+    h = highspy._Highs()  # the bare solver (exported): highspy.Highs prints a banner to stdout on first use
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")  # each programme starts from the last one's basis instead
+    h.addVars(total, col_lower, col_upper)
+    if lower:
+        h.addRows(len(lower), np.array(lower), np.array(upper), len(indices), np.array(starts, dtype=np.int32),
+                  np.array(indices, dtype=np.int32), np.array(values))
+    everything = np.arange(total, dtype=np.int32)
+    need_high, need_low = set(high), set(low)
+    binding: dict[int, list[int]] = {}
+
+    def solve(objective: list[int], sense_max: bool) -> np.ndarray | None:
+        """A solution at the objective's optimum (over columns); None when it is unbounded (only when maximising)."""
+        costs = np.zeros(total)
+        costs[objective] = 1.0
+        h.changeColsCost(n, everything, costs)
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize if sense_max else highspy.ObjSense.kMinimize)
+        h.run()
+        status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            return np.asarray(h.getSolution().col_value)
+        if sense_max and status in (highspy.HighsModelStatus.kUnbounded,
+                                    highspy.HighsModelStatus.kUnboundedOrInfeasible):
+            return None
+        raise RuntimeError(f"disclosure control: no solution consistent with the published figures ({status})")
+
+    def record(solution: np.ndarray) -> None:
+        need_high.difference_update([i for i in need_high if solution[col[i]] >= SMALL[1] - TOLERANCE])
+        need_low.difference_update([i for i in need_low if solution[col[i]] <= SMALL[0] + TOLERANCE])
+
+    def binding_cells() -> list[int]:
+        """The published cells in the constraints the last optimum rests on (non-zero duals): suppressing one
+        of them is what can widen the range."""
+        solution = h.getSolution()
+        cells = [i for r, dual in enumerate(solution.row_dual) if abs(dual) > TOLERANCE for i in row_cells[r]]
+        cells += [i for n_, dual in enumerate(solution.col_dual) if abs(dual) > TOLERANCE for i in bound_cells[n_]]
+        return list(dict.fromkeys(cells))
+
+    for need, sense_max in ((need_high, True), (need_low, False)):
+        while need:  # over all unsettled targets, while that settles some
+            before = len(need)
+            record(solve([aux[("y" if sense_max else "w", i)] for i in need], sense_max))
+            if len(need) == before:
+                break
+        if len(need) > ONE_AT_A_TIME:
+            continue  # many short at once: each gets a cell by `cost` alone, and the next round checks again
+        for i in sorted(need, key=lambda i: table.keys[i]):
+            if i in need:
+                solution = solve([col[i]], sense_max)
+                if solution is None:
+                    need.discard(i)  # unbounded above
+                    continue
+                record(solution)
+                if i in need:
+                    binding.setdefault(i, []).extend(binding_cells())
+    return set(high) - need_high, set(low) - need_low, binding
+
+
+# -- over results ---------------------------------------------------------------------------------
+
+
+def row_keys(metric: str, area_code: str, category: str) -> tuple[Key, Key | None]:
+    """The cells a row shows: its numerator's, and its denominator's when that is a count."""
+    numerator = (numerator_quantity(metric, category), area_code, category)
+    denominator = (DENOMINATORS[metric], area_code, category) if metric in DENOMINATORS else None
+    return numerator, denominator
+
+
+def decide(results, fixed: set[Key] = frozenset()) -> tuple[set[Key], set[Key]]:
+    """The suppressed cells of one period's results (every LA, unsuppressed), and which of them are primary."""
+    rows = [Row(r.metric, *values) for r in results for values in r.rows.select(
+        "area_code", "area_type", "region_code", "category", "numerator", "denominator").iter_rows()]
+    table = build(rows, fixed)
+    hidden = protect(table)
+    return {table.keys[i] for i in hidden}, {table.keys[i] for i in primary(table)}
+
+
+def mask(result, hidden: set[Key]):
+    """The result's rows with suppressed cells and every figure derived from them set to null."""
+    import polars as pl
+
+    if not hidden:
+        return result.rows
+    num_hidden, den_hidden = [], []
+    for area, category in result.rows.select("area_code", "category").iter_rows():
+        numerator, denominator = row_keys(result.metric, area, category)
+        num_hidden.append(numerator in hidden)
+        den_hidden.append(denominator in hidden)
+    num = pl.Series(num_hidden, dtype=pl.Boolean)
+    den = pl.Series(den_hidden, dtype=pl.Boolean)
+    either = num | den
+    null = lambda name, when: pl.when(when).then(None).otherwise(pl.col(name)).alias(name)  # noqa: E731
+    return result.rows.with_columns(
+        null("numerator", num), null("denominator", den),
+        *[null(name, either) for name in ("value", "ci_lower", "ci_upper", "comparison")],
+        either.alias("suppressed"),
+    )
+
+
+def shown(results, cells: set[Key]) -> set[Key]:
+    """The cells among `cells` that the results' rows show (as a figure or as `*`)."""
+    out = set()
+    for r in results:
+        for area, category in r.rows.select("area_code", "category").iter_rows():
+            out.update(k for k in row_keys(r.metric, area, category) if k in cells)
+    return out
