@@ -62,7 +62,6 @@ GROUPS = c.SUBSTANCE_GROUPS
 OCU_PARTS = ("opiate_only", "crack_only", "opiate_and_crack")
 LEVEL = {"la": 0, "region": 1, "england": 2}
 TOLERANCE = 1e-6
-ONE_AT_A_TIME = 8  # at most this many targets left short by the programmes over all are solved one by one
 
 
 def numerator_quantity(metric: str, category: str) -> str:
@@ -240,6 +239,7 @@ def protect(table: Table) -> set[int]:
 
     def suppress(i: int) -> None:
         suppressed.add(i)
+        checker.add(i)
         for r in relations_of[i]:
             hidden[r] += 1
             unknowns[r] += 1
@@ -323,38 +323,47 @@ class _Checker:
             self.bounds_of[b].append(k)
         self.need_high = {i for i in first if table.value[i] < SMALL[1]}  # the true figures reach the rest
         self.need_low = {i for i in first if table.value[i] > SMALL[0]}
+        self.tried: set[int] = set()  # targets looked at for rectangles (once: later rounds solve)
+        self.parent: dict[int, int] = {}  # union-find over the unknowns: components only ever merge
+        self.unknown: set[int] = set()
+        for i in sorted(free):
+            self.add(i)
 
-    def components(self, unknown: set[int]) -> list[list[int]]:
-        """The unknowns in groups linked by relations (through unknowns only), in cell order."""
-        seen: set[int] = set()
-        used: set[int] = set()  # relations already followed
-        groups = []
-        for start in sorted(unknown):
-            if start in seen:
-                continue
-            seen.add(start)
-            group, stack = [], [start]
-            while stack:
-                i = stack.pop()
-                group.append(i)
-                linked = [j for r in self.relations_of[i] if r not in used and not used.add(r)
-                          for j, _ in self.table.equalities[r]]
-                linked += [j for k in self.bounds_of[i] for j in self.table.bounds[k]]
-                for j in linked:
-                    if j in unknown and j not in seen:
-                        seen.add(j)
-                        stack.append(j)
-            groups.append(sorted(group))
-        return groups
+    def add(self, i: int) -> None:
+        """Cell i became an unknown: join it to the unknowns it shares a relation or bound with."""
+        self.parent.setdefault(i, i)
+        self.unknown.add(i)
+        linked = [j for r in self.relations_of[i] for j, _ in self.table.equalities[r]]
+        linked += [j for k in self.bounds_of[i] for j in self.table.bounds[k]]
+        for j in linked:
+            if j in self.unknown and j != i:
+                a, b = self._find(i), self._find(j)
+                if a != b:
+                    self.parent[max(a, b)] = min(a, b)
+
+    def _find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def components(self) -> list[list[int]]:
+        """The unknowns in groups linked by relations and bounds (through unknowns only), in cell order."""
+        groups: dict[int, list[int]] = {}
+        for i in sorted(self.unknown):
+            groups.setdefault(self._find(i), []).append(i)
+        return list(groups.values())
 
     def narrow(self, suppressed: set[int]) -> list[tuple[int, list[int], list[int]]]:
         """(primary, its component, the published cells holding its range) for every primary whose range
         falls short of 1–4, in cell order."""
         out = []
-        for component in self.components(suppressed | self.free):
+        for component in self.components():
             high = [i for i in component if i in self.need_high]
             low = [i for i in component if i in self.need_low]
-            for i in high + low:  # a rectangle of suppressed cells settles most without a programme
+            for i in [i for i in high + low if i not in self.tried]:  # a rectangle settles most without a programme
+                self.tried.add(i)
                 up, down = rectangle_reach(self.table, i, suppressed, self.relations_of, self.bounds_of)
                 if self.table.value[i] + up >= SMALL[1]:
                     self.need_high.discard(i)
@@ -422,6 +431,8 @@ def rectangle_reach(table: Table, p: int, suppressed: set[int], relations_of: li
                 elif d < 0:
                     down = min(down, slack / -d)
             best_up, best_down = max(best_up, up), max(best_down, down)
+            if value[p] + best_up >= SMALL[1] and value[p] - best_down <= SMALL[0]:
+                return best_up, best_down  # enough both ways
     return best_up, best_down
 
 
@@ -489,6 +500,7 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int],
     h = highspy._Highs()  # the bare solver (exported): highspy.Highs prints a banner to stdout on first use
     h.setOptionValue("output_flag", False)
     h.setOptionValue("presolve", "off")  # each programme starts from the last one's basis instead
+    h.setOptionValue("threads", 1)  # small programmes: no thread pool beside Polars' own
     h.addVars(total, col_lower, col_upper)
     if lower:
         h.addRows(len(lower), np.array(lower), np.array(upper), len(indices), np.array(starts, dtype=np.int32),
@@ -521,7 +533,7 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int],
         of them is what can widen the range."""
         solution = h.getSolution()
         cells = [i for r, dual in enumerate(solution.row_dual) if abs(dual) > TOLERANCE for i in row_cells[r]]
-        cells += [i for n_, dual in enumerate(solution.col_dual) if abs(dual) > TOLERANCE for i in bound_cells[n_]]
+        cells += [i for n_, dual in enumerate(solution.col_dual[:n]) if abs(dual) > TOLERANCE for i in bound_cells[n_]]
         return list(dict.fromkeys(cells))
 
     for need, sense_max in ((need_high, True), (need_low, False)):
@@ -530,8 +542,6 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int],
             record(solve([aux[("y" if sense_max else "w", i)] for i in need], sense_max))
             if len(need) == before:
                 break
-        if len(need) > ONE_AT_A_TIME:
-            continue  # many short at once: each gets a cell by `cost` alone, and the next round checks again
         for i in sorted(need, key=lambda i: table.keys[i]):
             if i in need:
                 solution = solve([col[i]], sense_max)
