@@ -265,9 +265,88 @@ def test_the_audit_finds_primary_suppression_alone_unsafe_on_the_sample():
     assert has(found, "releases E09000033", "true 1", "[1, 1]")
 
 
-def test_audit_of_the_sample_continuity_output():
-    """Prints the number of violations in today's output; the assertion is for the suppression work."""
-    doc = cli("continuity", "-f", "json").json
-    truth = cli("continuity", "-f", "json", "--no-suppress").json
-    found = audit(doc, {e: truth for e in published_periods(doc)})  # raises if the model misreads the tool
-    print(f"continuity on the bundled sample: {len(found)} violation(s)", *found, sep="\n  ")
+def truth_for(doc: dict, *args: str) -> dict[str, dict]:
+    """Unsuppressed documents for every period `doc` publishes (the same options, one period each)."""
+    out = {}
+    for end in published_periods(doc):
+        run = cli("report", "-f", "json", "--no-suppress", "--baseline-end", "none", "--period-end", end, *args)
+        assert run.exit_code == 0, run.stderr
+        out[end] = run.json
+    return out
+
+
+@pytest.mark.parametrize("command", ["continuity", "deaths", "in-treatment", "unmet-need", "completions"])
+def test_single_commands_on_the_sample_pass_the_audit(command):
+    doc = cli(command, "-f", "json").json
+    assert audit(doc, truth_for(doc)) == []
+
+
+@pytest.mark.parametrize("args", [
+    ("--trend", "quarterly", "--targets", "examples/targets.csv"),
+    ("--months", "3", "--period-end", "2023-12-31", "--baseline-end", "2022-03-31"),
+    ("--confidence", "99.8", "--trend", "quarterly", "--trend-from", "2023-03-31"),
+], ids=["trend-targets", "months-3", "99.8"])
+def test_whole_reports_on_the_sample_pass_the_audit(args):
+    run = cli("report", "-f", "json", *args)
+    assert run.exit_code == 0, run.stderr
+    doc = run.json
+    assert len(published_periods(doc)) >= 2  # baseline and current at least
+    shape = [a for a in args if a in ("--months", "3", "--confidence", "99.8")]
+    assert audit(doc, truth_for(doc, *shape)) == []
+
+
+@pytest.mark.parametrize("las", [("E08000033",), ("E09000033", "E06000052"), ("E08000025",)])
+def test_la_subsets_pass_the_audit(las):
+    args = [a for la in las for a in ("--la", la)]
+    doc = cli("report", "-f", "json", "--trend", "quarterly", *args).json
+    assert audit(doc, truth_for(doc), partial=True) == []
+    # and the LA rows are exactly the national run's rows for those LAs (the same pattern)
+    national = cli("report", "-f", "json", "--trend", "quarterly").json
+    for mine, full in zip(doc["results"], national["results"]):
+        keep = [r for r in full["rows"] if r["area_type"] != "la" or r["area_code"] in las]
+        keep = [r for r in keep if r["area_type"] != "region"
+                or r["area_code"] in {x["region_code"] for x in mine["rows"] if x["area_type"] == "la"}]
+        assert mine["rows"] == keep, mine["metric"]
+
+
+def test_benchmark_runs_pass_the_audit(extract_dir):
+    """An LA-only extract with published region and England rows: published rows are public already,
+    and the extract's own small counts stay protected."""
+    from test_report import BENCHMARKS, calderdale_only
+
+    folder = calderdale_only(extract_dir)
+    extra = ["--data", str(folder), "--benchmarks", str(BENCHMARKS), "--period-end", "2023-09-30"]
+    doc = cli("report", "-f", "json", "--baseline-end", "none", *extra).json
+    import csv
+
+    with open(BENCHMARKS, encoding="utf-8") as fh:
+        published = [r for r in csv.DictReader(line for line in fh if not line.startswith("#"))]
+    external = frozenset((r["period_end"], r["metric"], r["area_code"], r["category"]) for r in published)
+    truth = cli("report", "-f", "json", "--baseline-end", "none", "--no-suppress", *extra[:2], *extra[4:]).json
+    assert audit(doc, {"2023-09-30": truth}, external=external) == []
+
+
+def _generated_extracts():
+    from hypothesis import HealthCheck, given, settings
+
+    from test_properties import END as P_END
+    from test_properties import extracts, write
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(spec=extracts(min_episodes=1))
+    def check(tmp_path_factory, spec):
+        folder = write(tmp_path_factory, spec)
+        end = P_END.isoformat()
+        args = ["-f", "json", "--data", str(folder), "--period-end", end, "--baseline-end", "none"]
+        truth = cli("report", *args, "--no-suppress").json
+        assert audit(cli("report", *args).json, {end: truth}) == []
+        for la in spec["las"][:2]:
+            assert audit(cli("report", *args, "--la", la).json, {end: truth}, partial=True) == []
+
+    return check
+
+
+test_generated_extracts_of_many_shapes_pass_the_audit = _generated_extracts()
+test_generated_extracts_of_many_shapes_pass_the_audit.__doc__ = (
+    "Hypothesis extracts (test_properties.extracts): LAs alone in their region, categories with one "
+    "non-zero group, tiny and empty groups; the whole report and one LA of it.")
