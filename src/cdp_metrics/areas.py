@@ -25,11 +25,9 @@ SMALL_TABLES = "in-memory"
 
 @dataclass(frozen=True)
 class Options:
-    """What shapes every area table: interval level, suppression and the LAs to show."""
+    """What shapes every area table: the interval level (suppression and --la come later: `disclosure`)."""
 
     z: float = 1.959964
-    suppress: bool = True
-    las: tuple[str, ...] = ()  # empty: every LA
 
 
 def exact_sum(values: pl.Expr) -> pl.Expr:

@@ -127,10 +127,6 @@ class Table:
         self.eligible.append(eligible and value is not None)
         return self.index[key]
 
-    @property
-    def published(self) -> list[bool]:
-        return [v is not None for v in self.value]
-
 
 @dataclass(frozen=True)
 class Row:
@@ -315,7 +311,6 @@ class _Checker:
 
     def __init__(self, table: Table, free: set[int], first: list[int], relations_of: list[list[int]]):
         self.table = table
-        self.free = free
         self.relations_of = relations_of
         self.bounds_of: list[list[int]] = [[] for _ in table.keys]  # the bounds each cell is in
         for k, (a, b) in enumerate(table.bounds):

@@ -69,7 +69,7 @@ class RunOptions:
     benchmarks: Path | None = None
 
     def area_options(self) -> areas.Options:
-        return areas.Options(z=z_for(self.confidence), suppress=self.suppress, las=self.las)
+        return areas.Options(z=z_for(self.confidence))
 
 
 class Extract:
@@ -391,27 +391,20 @@ def needs(step: Callable[[Extract], list[Result]]) -> c.Table | None:
 
 
 def linked_steps(steps, extract: Extract) -> tuple:
-    """`steps` and every other step whose metrics disclosure control protects with theirs (whose tables exist)."""
+    """The other steps whose metrics disclosure control protects with `steps`' (whose tables exist)."""
     groups = {m for step in steps for m in disclosure.linked_group(step.__name__)}
-    linked = [s for s in COMMANDS["report"] if s.__name__ in groups and s not in steps
-              and (needs(s) is None or extract.has(needs(s)))]
-    return (*steps, *linked)
+    return tuple(s for s in COMMANDS["report"] if s.__name__ in groups and s not in steps
+                 and (needs(s) is None or extract.has(needs(s))))
 
 
 def period_results(extract: Extract, steps) -> tuple[list[Result], tuple[set, set]]:
     """One period's results of `steps`, published (suppressed and selected), and its suppression counts."""
-    wanted = [s.__name__ for s in steps]
-    if extract.options.suppress:
-        steps = linked_steps(steps, extract)
-    results = [r for step in steps for r in step(extract)]
-    published, hidden, first = publish(extract, results)
-    published = [r for r in published if _step_of(r.metric) in wanted]
+    wanted = [r for step in steps for r in step(extract)]
+    linked = linked_steps(steps, extract) if extract.options.suppress else ()
+    published, hidden, first = publish(extract, wanted + [r for step in linked for r in step(extract)])
+    published = published[:len(wanted)]  # the linked metrics were computed to be protected, not shown
     cells = disclosure.shown(published, hidden)
     return published, (cells, cells & first)
-
-
-def _step_of(metric: str) -> str:
-    return "deaths" if metric == "mortality_ratio" else metric
 
 
 def run(command: str, options: RunOptions, warn: Callable[[str], None] | None = None) -> list[Result]:
