@@ -270,15 +270,14 @@ def protect(table: Table) -> set[int]:
         hold it (by `cost`); else one of its own relations' members, else one of its component's relations'
         (an LA cell before a region or England one, then as `cost`)."""
         own = candidates(relations_of[p])
+        preferred = set(own)
         useful = [i for i in holding if table.eligible[i] and i not in suppressed]
         if useful:
-            preferred = set(own)
             return min(useful, key=lambda i: cost(i, preferred))
         best = min(own, key=cost) if own else None
         if best is not None and table.level[best] == 0:
             return best
         wider = candidates(sorted({r for i in component for r in relations_of[i]}))
-        preferred = set(own)
         return min(wider, key=lambda i: cost(i, preferred)) if wider else None
 
     for i in first:
