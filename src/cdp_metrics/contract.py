@@ -1,4 +1,4 @@
-"""The code lists and table shapes of the data contract (v1), as plain Python.
+"""The code lists and table shapes of the data contract (v2), as plain Python.
 
 Nothing here imports polars, so the CLI can build its help text cheaply.
 Everything that reads, validates or derives data takes its code lists from here.
@@ -40,6 +40,16 @@ OTHER_DISCHARGES = (
 DISCHARGE_REASONS = (*SUCCESSFUL_DISCHARGES, DIED, *OTHER_DISCHARGES)
 
 SEXES = ("M", "F", "X", "U")
+
+# -- v2 (§9): TOP interviews and the hepatitis C fields -------------------------------------------
+HCV_RESULTS = ("positive", "negative")
+STAGES = ("start", "review", "exit")
+HOUSING = ("none", "at_risk", "acute")
+# substance code -> the TOP column of days used in the last 28 (other substances have none)
+TOP_DAYS = {**{s: "days_opiates" for s in OPIATES}, "crack": "days_crack", "cocaine": "days_cocaine",
+            "amphetamine": "days_amphetamine", "cannabis": "days_cannabis", "alcohol": "days_alcohol"}
+DAYS_COLUMNS = ("days_opiates", "days_crack", "days_cocaine", "days_amphetamine", "days_cannabis", "days_alcohol")
+WORK_COLUMNS = ("paid_work_days", "volunteer_days", "education_days")
 EXCLUSIONS = ("transferred_prison", "deported", "died", "hospital")
 PREVALENCE_CATEGORIES = ("ocu", "opiate_only", "crack_only", "opiate_and_crack", "alcohol")
 
@@ -98,9 +108,15 @@ EPISODES = Table(
         Column("triage_date", "date"),
         Column("discharge_date", "date", nullable=True),
         Column("discharge_reason", "code", nullable=True, codes=DISCHARGE_REASONS),
+        # hepatitis C (§9): optional; an extract without them has no hepatitis C cascade
+        Column("hcv_offered", "date", nullable=True, required=False),
+        Column("hcv_tested", "date", nullable=True, required=False),
+        Column("hcv_result", "code", nullable=True, required=False, codes=HCV_RESULTS),
+        Column("hcv_treatment_started", "date", nullable=True, required=False),
     ),
     id_column="episode_id",
 )
+HCV_COLUMNS = ("hcv_offered", "hcv_tested", "hcv_result", "hcv_treatment_started")
 
 RELEASES = Table(
     "prison_releases",
@@ -128,7 +144,22 @@ PREVALENCE = Table(
     ),
 )
 
-TABLES = {t.name: t for t in (EPISODES, RELEASES, PREVALENCE)}
+REVIEWS = Table(
+    "reviews",
+    (
+        Column("review_id", "id"),
+        Column("client_id", "id"),
+        Column("episode_id", "id"),
+        Column("review_date", "date"),
+        Column("stage", "code", codes=STAGES),
+        *(Column(name, "days", nullable=True, required=False) for name in DAYS_COLUMNS),
+        Column("housing", "code", nullable=True, required=False, codes=HOUSING),
+        *(Column(name, "days", nullable=True, required=False) for name in WORK_COLUMNS),
+    ),
+    id_column="review_id",
+)
+
+TABLES = {t.name: t for t in (EPISODES, RELEASES, PREVALENCE, REVIEWS)}
 
 # Rule names used in error reports (file, row, column, value, rule).
 RULE_MISSING_COLUMN = "missing required column"
@@ -146,8 +177,18 @@ RULE_OCCASIONAL = "completed_occasional_user on an episode citing an opiate or c
 RULE_NUMBER = "not a non-negative number"
 RULE_YEAR = "not a year like 2019-20"
 RULE_DUPLICATE_ESTIMATE = "repeated la_code, category and year"
+RULE_DAYS = "not a whole number of days from 0 to 28"
+RULE_TEST_WITHOUT_OFFER = "hcv_tested without hcv_offered"
+RULE_RESULT_WITHOUT_TEST = "hcv_result without hcv_tested"
+RULE_TREATMENT_WITHOUT_POSITIVE = "hcv_treatment_started without a positive hcv_result"
+RULE_TEST_BEFORE_OFFER = "hcv_tested before hcv_offered"
+RULE_TREATMENT_BEFORE_TEST = "hcv_treatment_started before hcv_tested"
+RULE_NO_EPISODE = "episode_id not a valid episode"
+RULE_OTHER_CLIENT = "client_id differs from the episode's"
+RULE_BEFORE_TRIAGE = "review_date before the episode's triage_date"
 
-METRICS = ("in_treatment", "unmet_need", "continuity", "deaths", "mortality_ratio", "completions")
+METRICS = ("in_treatment", "unmet_need", "continuity", "deaths", "mortality_ratio", "completions",
+           "progress", "housing", "employment", "hepatitis_c")
 
 # Polarity: which direction of value is better (None for plain counts).
 POLARITY = {
@@ -157,7 +198,17 @@ POLARITY = {
     "deaths": "low",
     "mortality_ratio": "low",
     "completions": "high",
+    "progress": "high",
+    "employment": "high",
+    # per category where a metric's categories differ (None: no polarity, compared higher/lower)
+    "housing": {"acute": "low", "no_problem": "high"},
+    "hepatitis_c": {"offered": "high", "tested": "high", "positive": None, "treatment_started": "high"},
 }
+PROGRESS_CATEGORIES = ("all", *SUBSTANCE_GROUPS)
+HOUSING_CATEGORIES = ("acute", "no_problem")
+EMPLOYMENT_CATEGORIES = ("paid_work", "voluntary_work", "education")
+HCV_CATEGORIES = ("offered", "tested", "positive", "treatment_started")
+REDUCTION_DAYS = 7  # this tool's default for "significantly reduced" (§9)
 
 ROW_FIELDS = (
     "area_code",
