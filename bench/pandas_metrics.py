@@ -3,10 +3,14 @@
     python bench/pandas_metrics.py --data DIR [--out FILE] [--period-end YYYY-MM-DD]
 
 Same work as bench/duckdb_metrics.py: read episodes / prison_releases /
-prevalence (CSV or Parquet), reject rows that break the contract's input rules
-(§1), build people and index episodes (§3) and every metric of §4 for each LA,
-region and England, with values and 95% intervals (Wilson, prevalence range,
-Byar); no comparison with England and no disclosure control.
+prevalence and, when present, reviews (CSV or Parquet), reject rows that break
+the contract's input rules (§1, §9), build people and index episodes (§3) and
+every metric of §4 and §9 for each LA, region and England, with values, 95%
+intervals (Wilson, prevalence range, Byar) and the comparison with England; no
+disclosure control. progress, housing and employment need the reviews table,
+hepatitis_c the hcv_* episode columns; without them those metrics are left out.
+
+Written from the contract text alone, as an independent cross-check of cdp-metrics.
 
 Output: JSON {"tool", "period", "rejected", "seconds", "rows": [...]}.
 """
@@ -39,34 +43,62 @@ FLAGS = ["opiate", "crack", "alcohol", "other_drug"]
 GEOGRAPHY = Path(__file__).resolve().parents[1] / "src" / "cdp_metrics" / "data" / "geography.csv"
 Z = 1.959964
 LA_PATTERN = r"E(06|08|09|10)[0-9]{6}"
+# §9
+STAGES = ["start", "review", "exit"]
+HOUSING = ["none", "at_risk", "acute"]
+HCV = ["hcv_offered", "hcv_tested", "hcv_result", "hcv_treatment_started"]
+TOP_SUBSTANCES = ["days_opiates", "days_crack", "days_cocaine", "days_amphetamine", "days_cannabis", "days_alcohol"]
+WORK_DAYS = ["paid_work_days", "volunteer_days", "education_days"]
+TOP_COLUMN = {"heroin": "days_opiates", "methadone": "days_opiates", "buprenorphine": "days_opiates",
+              "other_opiate": "days_opiates", "crack": "days_crack", "cocaine": "days_cocaine",
+              "amphetamine": "days_amphetamine", "cannabis": "days_cannabis", "alcohol": "days_alcohol"}
+HIGHER, LOWER, NO_POLARITY = "higher", "lower", "none"
+POLARITY = {"unmet_need": LOWER, "continuity": HIGHER, "deaths": LOWER, "mortality_ratio": LOWER,
+            "completions": HIGHER, "progress": HIGHER, "employment": HIGHER,
+            ("housing", "acute"): LOWER, ("housing", "no_problem"): HIGHER,
+            "hepatitis_c": HIGHER, ("hepatitis_c", "positive"): NO_POLARITY}
+PROPORTIONS = ["continuity", "deaths", "completions", "progress", "housing", "employment", "hepatitis_c"]
 
 COLUMNS = {
     "episodes": ["episode_id", "client_id", "la_code", "sex", "age", "substance_1", "substance_2", "substance_3",
                  "referral_date", "triage_date", "discharge_date", "discharge_reason"],
     "prison_releases": ["release_id", "client_id", "la_code", "sex", "age", "release_date", "exclusion"],
     "prevalence": ["la_code", "category", "year", "estimate", "lower", "upper"],
+    "reviews": ["review_id", "client_id", "episode_id", "review_date", "stage", *TOP_SUBSTANCES, "housing",
+                *WORK_DAYS],
 }
-OPTIONAL = {"substance_2", "substance_3", "referral_date", "lower", "upper"}
-DATES = {"referral_date", "triage_date", "discharge_date", "release_date"}
+OPTIONAL = {"substance_2", "substance_3", "referral_date", "lower", "upper", *TOP_SUBSTANCES, "housing", *WORK_DAYS,
+            *HCV}
+DATES = {"referral_date", "triage_date", "discharge_date", "release_date", "review_date",
+         "hcv_offered", "hcv_tested", "hcv_treatment_started"}
 
 
-def find(data: Path, table: str) -> Path:
+def find(data: Path, table: str, required: bool = True) -> Path | None:
     for ext in (".csv", ".parquet", ".pq"):
         if (data / f"{table}{ext}").is_file():
             return data / f"{table}{ext}"
-    sys.exit(f"{data}: no {table}.csv or {table}.parquet")
+    if required:
+        sys.exit(f"{data}: no {table}.csv or {table}.parquet")
+    return None
 
 
-def read(data: Path, table: str) -> tuple[pd.DataFrame, pd.Series]:
-    """The contract columns, typed; and a boolean Series, true for rows that break a type or null rule."""
-    path = find(data, table)
+def read(data: Path, table: str, path: Path | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """The contract columns, typed; and a boolean Series, true for rows that break a type or null rule.
+
+    Episodes also get the optional hcv_* columns (§9) when the file has any of them.
+    """
+    path = path or find(data, table)
     wanted = COLUMNS[table]
     if path.suffix == ".csv":
         header = pd.read_csv(path, nrows=0).columns
+        if table == "episodes" and any(c in header for c in HCV):
+            wanted = wanted + HCV
         df = pd.read_csv(path, usecols=[c for c in wanted if c in header], dtype=str,
                          keep_default_na=False, na_values=[""])
     else:
         names = pq.ParquetFile(path).schema_arrow.names
+        if table == "episodes" and any(c in names for c in HCV):
+            wanted = wanted + HCV
         df = pd.read_parquet(path, columns=[c for c in wanted if c in names])
     missing = [c for c in wanted if c not in df.columns and c not in OPTIONAL]
     if missing:
@@ -96,12 +128,17 @@ def bad_code(col: pd.Series, codes: list[str]) -> pd.Series:
     return col.notna() & ~col.isin(codes)
 
 
+def bad_whole(value: pd.Series, top: int) -> pd.Series:
+    """Not a whole number from 0 to `top` (text: digits, optionally followed by `.0`)."""
+    num = pd.to_numeric(value, errors="coerce")
+    ok = num.between(0, top) & (num == np.floor(num))
+    if pd.api.types.is_string_dtype(value):
+        ok &= value.str.fullmatch(r"[0-9]+(\.0*)?").fillna(False)
+    return value.notna() & ~ok.fillna(False).astype(bool)
+
+
 def bad_age(age: pd.Series) -> pd.Series:
-    num = pd.to_numeric(age, errors="coerce")
-    ok = num.between(0, 120) & (num == np.floor(num))
-    if pd.api.types.is_string_dtype(age):
-        ok &= age.str.fullmatch(r"[0-9]+(\.0*)?").fillna(False)
-    return age.notna() & ~ok.fillna(False).astype(bool)
+    return bad_whole(age, 120)
 
 
 def bad_la(la: pd.Series) -> pd.Series:
@@ -122,6 +159,14 @@ def load(data: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str
     bad |= ep["discharge_reason"].isna() != ep["discharge_date"].isna()
     bad |= (ep["discharge_reason"] == "completed_occasional_user").fillna(False) & ep[SUBS].isin(
         [*OPIATES, "crack"]).any(axis=1)
+    if "hcv_offered" in ep:  # §9 hepatitis C rules: the whole episode row goes
+        offered, tested, result, treated = (ep[c] for c in HCV)
+        bad |= bad_code(result, ["positive", "negative"])
+        bad |= tested.notna() & offered.isna()
+        bad |= result.notna() & tested.isna()
+        bad |= treated.notna() & (result != "positive").fillna(True).astype(bool)
+        bad |= (tested < offered).fillna(False).astype(bool)
+        bad |= (treated < tested).fillna(False).astype(bool)
     rejected["episodes"] = int(bad.sum())
     ep = ep[~bad].copy()
     ep["age"] = pd.to_numeric(ep["age"]).astype(int)
@@ -147,12 +192,36 @@ def load(data: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str
     bad |= prev.duplicated(["la_code", "category", "year"]) & prev[["la_code", "category", "year"]].notna().all(axis=1)
     rejected["prevalence"] = int(bad.sum())
     prev = prev[~bad].copy()
-    return ep, rel, prev, rejected
+
+    rev = None
+    if (path := find(data, "reviews", required=False)) is not None:
+        rev, bad = read(data, "reviews", path)
+        for c in ("review_id", "client_id", "episode_id", "review_date", "stage"):
+            bad |= rev[c].isna()
+        bad |= bad_code(rev["stage"], STAGES) | bad_code(rev["housing"], HOUSING)
+        for c in (*TOP_SUBSTANCES, *WORK_DAYS):
+            bad |= bad_whole(rev[c], 28)
+        bad |= rev["review_id"].notna() & rev["review_id"].duplicated()
+        # the episode: a valid row (valid episode ids are unique), same client, triaged on or before the review
+        episode = rev[["episode_id"]].merge(ep[["episode_id", "client_id", "triage_date"]], on="episode_id",
+                                            how="left").set_index(rev.index)
+        bad |= episode["client_id"].isna()
+        bad |= (rev["client_id"] != episode["client_id"]).fillna(True).astype(bool)
+        bad |= (rev["review_date"] < episode["triage_date"]).fillna(False).astype(bool)
+        rejected["reviews"] = int(bad.sum())
+        rev = rev[~bad].copy()
+        for c in (*TOP_SUBSTANCES, *WORK_DAYS):
+            rev[c] = pd.to_numeric(rev[c]).astype("Int64")
+    return ep, rel, prev, rev, rejected
 
 
-def period_of(ep: pd.DataFrame, rel: pd.DataFrame, period_end: str | None, months: int = 12):
-    if period_end is None:
-        latest = max(ep[["referral_date", "triage_date", "discharge_date"]].max().max(), rel["release_date"].max())
+def period_of(ep: pd.DataFrame, rel: pd.DataFrame, rev: pd.DataFrame | None, period_end: str | None,
+              months: int = 12):
+    if period_end is None:  # the latest date found in the extract (every date column of every valid row)
+        dates = [c for c in ("referral_date", "triage_date", "discharge_date", "hcv_offered", "hcv_tested",
+                             "hcv_treatment_started") if c in ep]
+        latest = max(ep[dates].max().max(), rel["release_date"].max(),
+                     *([rev["review_date"].max()] if rev is not None and len(rev) else []))
         end = latest if latest.is_month_end else latest - pd.offsets.MonthEnd(1)
     else:
         end = pd.Timestamp(period_end)
@@ -169,8 +238,9 @@ def people_in_treatment(ep: pd.DataFrame, start, end) -> pd.DataFrame:
     inp["alcohol"] = subs.isin(["alcohol"]).any(axis=1)
     inp["other_drug"] = subs.isin(["crack", *OTHER_DRUGS]).any(axis=1)
     inp = inp.sort_values(["client_id", "triage_date", "episode_id"])
+    own = ["episode_id", *SUBS, *[c for c in HCV if c in inp]]  # the index episode's own, for §9
     index = inp.drop_duplicates("client_id", keep="last").set_index("client_id")[
-        ["la_code", "sex", "age", "discharge_date", "discharge_reason"]]
+        ["la_code", "sex", "age", "discharge_date", "discharge_reason", *own]]
     people = index.join(inp.groupby("client_id")[FLAGS].any())
     people["adult"] = people["age"] >= 18
     people["substance_group"] = np.select(
@@ -191,7 +261,50 @@ def by_group(adults: pd.DataFrame, flag: str, metric: str) -> pd.DataFrame:
     return out.rename(columns={"sum": "numerator", "size": "denominator"}).assign(metric=metric)
 
 
-def la_rows(ep, rel, prev, people, start, end, representation_months: int = 6) -> pd.DataFrame:
+def latest(tops: pd.DataFrame, first: bool = False) -> pd.DataFrame:
+    """One TOP per episode: the latest by review_date then review_id (the earliest, by both, if `first`)."""
+    ordered = tops.sort_values(["episode_id", "review_date", "review_id"])
+    return ordered.drop_duplicates("episode_id", keep="first" if first else "last").set_index("episode_id")
+
+
+def top_outcomes(adults: pd.DataFrame, rev: pd.DataFrame, start, end, reduction_days: int) -> pd.DataFrame:
+    """Per adult (index episode): completed / improving (§9 progress) and the latest TOP's housing and work days."""
+    mine = rev[rev["episode_id"].isin(adults["episode_id"])]
+    in_period = mine[mine["review_date"].between(start, end)]
+    first = latest(mine[mine["stage"] == "start"], first=True)           # start TOP, values null or not
+    after = in_period["review_date"] > in_period["episode_id"].map(first["review_date"])
+    review = latest(in_period[in_period["stage"].isin(["review", "exit"]) & after.fillna(False)])
+    last_top = latest(in_period)                                          # latest TOP in the period
+    completion_top = latest(mine[mine["review_date"] <= end])            # latest TOP on or before the end, any date
+
+    a = adults.set_index("episode_id")
+    out = pd.DataFrame(index=a.index)
+    successful = a["discharge_reason"].isin(SUCCESSFUL) & (a["discharge_date"] <= end)
+    acute = (completion_top["housing"].reindex(a.index) == "acute").fillna(False).astype(bool)
+    out["completed"] = successful & ~acute
+
+    open_at_end = a["discharge_date"].isna() | (a["discharge_date"] > end)
+    has_both = a.index.isin(first.index) & a.index.isin(review.index)
+    any_pair = pd.Series(False, index=a.index)
+    all_ok = pd.Series(True, index=a.index)
+    for column in TOP_SUBSTANCES:
+        cites = a[SUBS].isin([s for s, c in TOP_COLUMN.items() if c == column]).any(axis=1)
+        s0 = first[column].reindex(a.index)
+        s1 = review[column].reindex(a.index)
+        pair = cites & s0.notna() & s1.notna()
+        ok = ((s1 == 0) | (s0 - s1 >= reduction_days)).fillna(False).astype(bool)
+        any_pair |= pair
+        all_ok &= ~pair | ok
+    out["improving"] = open_at_end & has_both & any_pair & all_ok
+    for column in ("housing", *WORK_DAYS):
+        out[f"latest_{column}"] = last_top[column].reindex(a.index)
+    out["la_code"] = a["la_code"]
+    out["substance_group"] = a["substance_group"]
+    return out.reset_index(drop=True)
+
+
+def la_rows(ep, rel, prev, people, start, end, representation_months: int = 6, rev: pd.DataFrame | None = None,
+            reduction_days: int = 7) -> pd.DataFrame:
     adults = people[people["adult"]].copy()
     frames = []
 
@@ -260,6 +373,34 @@ def la_rows(ep, rel, prev, people, start, end, representation_months: int = 6) -
         adults["success"] &= ~adults["client_id"].isin(returned)
     frames.append(by_group(adults, "success", "completions"))
 
+    if rev is not None:  # §9 TOP measures
+        t = top_outcomes(adults, rev, start, end, reduction_days)
+        t["progress"] = t["completed"] | t["improving"]
+        frames.append(by_group(t, "progress", "progress"))
+        for metric, category, column, hit in (
+                ("housing", "acute", "latest_housing", lambda v: v == "acute"),
+                ("housing", "no_problem", "latest_housing", lambda v: v == "none"),
+                ("employment", "paid_work", "latest_paid_work_days", lambda v: v >= 1),
+                ("employment", "voluntary_work", "latest_volunteer_days", lambda v: v >= 1),
+                ("employment", "education", "latest_education_days", lambda v: v >= 1)):
+            known = t[t[column].notna()]
+            frames.append(known.assign(hit=hit(known[column]).astype(bool)).groupby("la_code")["hit"]
+                          .agg(numerator="sum", denominator="size").reset_index()
+                          .assign(metric=metric, category=category))
+    if "hcv_offered" in adults:  # §9 hepatitis C cascade, index episode, each step on or before the end
+        offered = (adults["hcv_offered"] <= end).fillna(False).astype(bool)
+        tested = (adults["hcv_tested"] <= end).fillna(False).astype(bool)
+        positive = tested & (adults["hcv_result"] == "positive").fillna(False).astype(bool)
+        treated = positive & (adults["hcv_treatment_started"] <= end).fillna(False).astype(bool)
+        steps = pd.DataFrame({"la_code": adults["la_code"], "adults": True, "offered": offered, "tested": tested,
+                              "positive": positive, "treatment_started": treated})
+        sums = steps.groupby("la_code").sum()
+        for category, among in (("offered", "adults"), ("tested", "offered"), ("positive", "tested"),
+                                ("treatment_started", "positive")):
+            frames.append(pd.DataFrame({"la_code": sums.index, "numerator": sums[category].to_numpy(),
+                                        "denominator": sums[among].to_numpy()})
+                          .assign(metric="hepatitis_c", category=category))
+
     out = pd.concat(frames, ignore_index=True)
     for c in ("lower", "upper"):
         if c not in out:
@@ -310,7 +451,7 @@ def finish(areas: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         value = np.where(m == "in_treatment", num, np.where(m == "unmet_need", 100 * (1 - num / den), 100 * num / den))
     lo, hi = np.full(len(a), np.nan), np.full(len(a), np.nan)
-    prop = np.isin(m, ["continuity", "deaths", "completions"])
+    prop = np.isin(m, PROPORTIONS)
     w_lo, w_hi = wilson(num, den)
     lo[prop], hi[prop] = 100 * w_lo[prop], 100 * w_hi[prop]
     ratio = m == "mortality_ratio"
@@ -327,9 +468,29 @@ def finish(areas: pd.DataFrame) -> pd.DataFrame:
     hi[ok] = np.where(has_range, r_hi, 100 * u_hi)[ok]
     a["value"], a["ci_lower"], a["ci_upper"] = value, lo, hi
     a.loc[count[keep].to_numpy(), "denominator"] = np.nan
+    a["comparison"] = compare(a)
     cols = ["metric", "area_code", "area_type", "region_code", "category", "numerator", "denominator", "value",
-            "ci_lower", "ci_upper"]
+            "ci_lower", "ci_upper", "comparison"]
     return a[cols].sort_values(["metric", "category", "area_type", "area_code"])
+
+
+def compare(a: pd.DataFrame) -> list:
+    """better/worse (higher/lower without polarity)/similar: England's value strictly outside the area's interval."""
+    england = a[a["area_type"] == "england"].set_index(["metric", "category"])["value"].to_dict()
+    out = []
+    for metric, category, area_type, lo, hi in a[["metric", "category", "area_type", "ci_lower", "ci_upper"]].itertuples(
+            index=False):
+        polarity = POLARITY.get((metric, category), POLARITY.get(metric))
+        ref = england.get((metric, category))
+        if area_type == "england" or polarity is None or ref is None or pd.isna(lo) or pd.isna(hi):
+            out.append(None)
+        elif ref < lo:  # the area is above England
+            out.append({HIGHER: "better", LOWER: "worse", NO_POLARITY: "higher"}[polarity])
+        elif ref > hi:
+            out.append({HIGHER: "worse", LOWER: "better", NO_POLARITY: "lower"}[polarity])
+        else:
+            out.append("similar")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -337,15 +498,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", default="-", help="JSON output file ('-' = stdout)")
     parser.add_argument("--period-end", default=None)
+    parser.add_argument("--reduction-days", type=int, default=7,
+                        help="§9 progress: days of use fewer than at start that count as a substantial reduction")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    ep, rel, prev, rejected = load(args.data)
+    ep, rel, prev, rev, rejected = load(args.data)
     for table, n in rejected.items():
         if n:
-            print(f"{table}: {n:,} rows rejected (contract §1 input rules)", file=sys.stderr)
-    start, end = period_of(ep, rel, args.period_end)
+            print(f"{table}: {n:,} rows rejected (contract §1/§9 input rules)", file=sys.stderr)
+    if rev is None:
+        print("no reviews table: progress, housing and employment left out", file=sys.stderr)
+    if "hcv_offered" not in ep:
+        print("no hcv_* columns on episodes: hepatitis_c left out", file=sys.stderr)
+    start, end = period_of(ep, rel, rev, args.period_end)
     people = people_in_treatment(ep, start, end)
-    results = finish(rollup(la_rows(ep, rel, prev, people, start, end)))
+    results = finish(rollup(la_rows(ep, rel, prev, people, start, end, rev=rev, reduction_days=args.reduction_days)))
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in results.astype(object).where(results.notna(), None).to_dict("records")]
     doc = {"tool": "pandas", "period": {"start": start.date().isoformat(), "end": end.date().isoformat()},
