@@ -187,8 +187,8 @@ def load(data: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str
     bad |= prev["year"].notna() & ~prev["year"].astype("str").str.fullmatch(r"[0-9]{4}-[0-9]{2}").fillna(False)
     for c in ("estimate", "lower", "upper"):
         num = pd.to_numeric(prev[c], errors="coerce")
+        bad |= prev[c].notna() & ~(np.isfinite(num) & (num >= 0)).fillna(False).astype(bool)  # "n/a" too
         prev[c] = num
-        bad |= prev[c].notna() & ~(np.isfinite(num) & (num >= 0))
     bad |= prev.duplicated(["la_code", "category", "year"]) & prev[["la_code", "category", "year"]].notna().all(axis=1)
     rejected["prevalence"] = int(bad.sum())
     prev = prev[~bad].copy()
