@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cdp_metrics.cli import app
-from cdp_metrics.contract import EPISODES, PREVALENCE, RELEASES
+from cdp_metrics.contract import EPISODES, HCV_COLUMNS, PREVALENCE, RELEASES, REVIEWS
 
 CALDERDALE = "E08000033"
 LEEDS = "E08000035"
@@ -77,10 +77,30 @@ def write_table(path: Path, columns: tuple[str, ...], rows: list[dict]) -> Path:
     return path
 
 
-def write_extract(folder: Path, episodes=(), releases=None, prevalence=None) -> Path:
-    """Write episodes.csv (and prison_releases.csv / prevalence.csv when given) into `folder`."""
+def review(episode_row: dict, review_date: str, stage: str = "review", **fields) -> dict:
+    """One TOP interview of an episode (contract §9 columns as text); unset fields are null."""
+    row = {name: "" for name in REVIEWS.column_names}
+    row.update(review_id=fields.pop("review_id", f"RV{next(_ids):07d}"), client_id=episode_row["client_id"],
+               episode_id=episode_row["episode_id"], review_date=review_date, stage=stage)
+    row.update({k: "" if v is None else str(v) for k, v in fields.items()})
+    return row
+
+
+V1_EPISODE_COLUMNS = tuple(name for name in EPISODES.column_names if name not in HCV_COLUMNS)
+
+
+def write_extract(folder: Path, episodes=(), releases=None, prevalence=None, reviews=None) -> Path:
+    """Write episodes.csv (and prison_releases.csv / prevalence.csv / reviews.csv when given) into `folder`.
+
+    Episodes get the hepatitis C columns only when a row sets one of them.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    write_table(folder / "episodes.csv", EPISODES.column_names, list(episodes))
+    episodes = list(episodes)
+    hcv = any(name in row for row in episodes for name in HCV_COLUMNS)
+    columns = EPISODES.column_names if hcv else V1_EPISODE_COLUMNS
+    write_table(folder / "episodes.csv", columns, [{k: row.get(k, "") for k in columns} for row in episodes])
+    if reviews is not None:
+        write_table(folder / "reviews.csv", REVIEWS.column_names, list(reviews))
     if releases is not None:
         write_table(folder / "prison_releases.csv", RELEASES.column_names, list(releases))
     if prevalence is not None:

@@ -147,10 +147,10 @@ def test_json_carries_both_metrics(extract_dir):
     episodes = [died("A", "2023-01-01", "2023-06-01"), alive("B")]
     doc = run(write_extract(extract_dir, episodes)).json
     assert set(doc) == {"contract", "results"}
-    assert doc["contract"] == 1
+    assert doc["contract"] == 2
     assert [r["metric"] for r in doc["results"]] == ["deaths", "mortality_ratio"]
     for result in doc["results"]:
-        assert result["contract"] == 1
+        assert result["contract"] == 2
         assert result["period"] == {"start": "2022-10-01", "end": "2023-09-30"}
         assert isinstance(result["warnings"], list)
         assert result["rows"]

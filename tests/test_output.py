@@ -34,7 +34,7 @@ def test_json_document_shape(extract):
     run = cli("unmet-need", "--data", extract, "--period-end", END, "-f", "json")
     doc = run.json
     assert list(doc) == ["metric", "contract", "period", "warnings", "rows"]
-    assert doc["metric"] == "unmet_need" and doc["contract"] == 1
+    assert doc["metric"] == "unmet_need" and doc["contract"] == 2
     assert doc["period"] == {"start": "2022-10-01", "end": END}
     for r in doc["rows"]:
         assert list(r) == list(ROW_FIELDS)
@@ -48,7 +48,7 @@ def test_json_document_shape(extract):
 
 def test_several_metrics_in_json_ndjson_and_csv(extract):
     doc = cli("deaths", "--data", extract, "--period-end", END, "-f", "json", "--no-suppress").json
-    assert list(doc) == ["contract", "results"] and doc["contract"] == 1
+    assert list(doc) == ["contract", "results"] and doc["contract"] == 2
     assert [r["metric"] for r in doc["results"]] == ["deaths", "mortality_ratio"]
     total = sum(len(r["rows"]) for r in doc["results"])
     nd = cli("deaths", "--data", extract, "--period-end", END, "-f", "ndjson", "--no-suppress").stdout

@@ -125,16 +125,20 @@ def finish(
     """
     keep = pl.col("numerator") > 0 if kind == "count" else pl.col("denominator") > 0
     out = rows.lazy().filter(keep.fill_null(False)).with_columns(_value_and_interval(kind, options.z))
-    polarity = c.POLARITY[metric]
-    if polarity is None:
+    polarities = {cat: c.polarity(metric, cat) for cat in categories}
+    if not any(polarities.values()):
         out = out.with_columns(pl.lit(None, dtype=pl.String).alias("comparison"))
     else:
         bench = england.lazy() if england is not None else out.filter(pl.col("area_type") == "england")
         bench = bench.select("category", pl.col("value").alias("_england"))
+        compared = pl.lit(None, dtype=pl.String)
+        for direction in sorted({p for p in polarities.values() if p}, reverse=True):
+            cats = [cat for cat, p in polarities.items() if p == direction]
+            rule = compare_expr(pl.col("_england"), pl.col("ci_lower"), pl.col("ci_upper"), direction)
+            compared = rule if len(polarities) == len(cats) else \
+                pl.when(pl.col("category").cast(pl.String).is_in(cats)).then(rule).otherwise(compared)
         out = out.join(bench, on="category", how="left").with_columns(
-            pl.when(pl.col("area_type") != "england")
-            .then(compare_expr(pl.col("_england"), pl.col("ci_lower"), pl.col("ci_upper"), polarity))
-            .alias("comparison")
+            pl.when(pl.col("area_type") != "england").then(compared).alias("comparison")
         )
     out = out.with_columns(pl.lit(False).alias("suppressed"))  # disclosure control comes later (`disclosure`)
     return (

@@ -88,7 +88,6 @@ def overlay(rows: pl.DataFrame, metric: str, end: date, bench: pl.DataFrame) -> 
     if published.is_empty():
         return rows, []
     names = lookup().select("region_code", "region_name").unique()
-    polarity = c.POLARITY[metric]
     england = {r["category"]: r["value"] for r in rows.filter(pl.col("area_type") == "england").iter_rows(named=True)}
     england.update({r["category"]: r["value"] for r in published.filter(pl.col("area_type") == "england")
                     .iter_rows(named=True)})
@@ -98,6 +97,7 @@ def overlay(rows: pl.DataFrame, metric: str, end: date, bench: pl.DataFrame) -> 
         name = c.ENGLAND_NAME if is_england else names.filter(pl.col("region_code") == p["area_code"])["region_name"]
         name = name if isinstance(name, str) else (name.item() if len(name) else None)
         comparison = None
+        polarity = c.polarity(metric, p["category"])
         if not is_england and polarity is not None and p["ci_lower"] is not None:
             comparison = compare(england.get(p["category"]), p["ci_lower"], p["ci_upper"], polarity)
         replacements.append({

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import polars as pl
 
-from . import contract as c
+from . import CONTRACT_VERSION
 from .errors import InputError
-from .pipeline import Extract, RunOptions
+from .pipeline import INPUT_TABLES, Extract, RunOptions
 from .render import write_atomic
 from .validate import Validated
 
@@ -44,9 +44,10 @@ class CheckReport:
 def check_extract(options: RunOptions, rejects: Path | None = None) -> CheckReport:
     """Validate every table the options name (or the data folder holds)."""
     extract = Extract(options)
-    tables = [extract.table(t) for t in (c.EPISODES, c.RELEASES, c.PREVALENCE) if extract.has(t)]
+    tables = [extract.table(t) for t in INPUT_TABLES if extract.has(t)]
     if not tables:
-        raise InputError(f"{options.data or 'the data folder'}: no episodes, prison_releases or prevalence file")
+        raise InputError(f"{options.data or 'the data folder'}: no episodes, prison_releases, prevalence "
+                         "or reviews file")
     errors = pl.concat([t.errors for t in tables])
     report = CheckReport(tables, errors)
     if rejects is not None:
@@ -81,7 +82,7 @@ def rejected_rows_csv(tables: list[Validated]) -> str:
 def render(report: CheckReport, fmt: str) -> str:
     if fmt == "json":
         document = {
-            "contract": 1,
+            "contract": CONTRACT_VERSION,
             "tables": report.table_summaries(),
             "errors": report.errors.to_dicts(),
         }

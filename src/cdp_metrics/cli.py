@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__
+from . import CONTRACT_VERSION, __version__
 from .errors import EXIT_DATA, EXIT_USAGE, CdpError, UsageError
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ METRIC_FORMATS = ("table", "json", "ndjson", "csv")
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"cdp-metrics {__version__} (data contract v1)")
+        typer.echo(f"cdp-metrics {__version__} (data contract v{CONTRACT_VERSION})")
         raise typer.Exit()
 
 
@@ -73,7 +73,7 @@ def _opt(name: str, annotation, default, *flags: str, panel: str, **kwargs) -> i
 
 DATA_OPTIONS = [
     _opt("data", Optional[Path], None, "--data", panel=INPUT, metavar="DIR",
-         help="Folder holding episodes.*, prison_releases.*, prevalence.* (CSV or Parquet). "
+         help="Folder holding episodes.*, prison_releases.*, prevalence.* and reviews.* (CSV or Parquet). "
               "Default: the bundled sample."),
     _opt("episodes", Optional[Path], None, "--episodes", panel=INPUT, metavar="FILE",
          help="Episodes table, overriding --data."),
@@ -81,6 +81,8 @@ DATA_OPTIONS = [
          help="Prison releases table, overriding --data."),
     _opt("prevalence", Optional[Path], None, "--prevalence", panel=INPUT, metavar="FILE",
          help="Prevalence estimates table, overriding --data."),
+    _opt("reviews", Optional[Path], None, "--reviews", panel=INPUT, metavar="FILE",
+         help="TOP interviews table (reviews), overriding --data."),
     _opt("mapping", Optional[Path], None, "--mapping", panel=INPUT, metavar="FILE",
          help="TOML mapping of a real extract's columns and codes onto the contract."),
 ]
@@ -115,6 +117,11 @@ COMPLETIONS_OPTIONS = [
     _opt("representation_months", int, 6, "--representation-months", panel=PERIOD, min=0, max=24,
          help="Months without re-presentation after a successful discharge (PHOF: 6; 0: plain rate)."),
 ]
+PROGRESS_OPTIONS = [
+    _opt("reduction_days", int, 7, "--reduction-days", panel=PERIOD, min=1, max=28,
+         help="Days of use (of the last 28) by which a substance must fall between the start TOP and the latest "
+              "review to count as significantly reduced (this tool's default: 7)."),
+]
 DIAGNOSTIC_OPTIONS = [
     _opt("quiet", bool, False, "--quiet", "-q", panel=BEHAVIOUR, help="No warnings on stderr (errors still)."),
     _opt("verbose", bool, False, "--verbose", panel=BEHAVIOUR, help="Show a traceback on an unexpected error."),
@@ -129,6 +136,7 @@ class Common:
     episodes: Optional[Path] = None
     releases: Optional[Path] = None
     prevalence: Optional[Path] = None
+    reviews: Optional[Path] = None
     mapping: Optional[Path] = None
     period_end: Optional[str] = None
     months: int = 12
@@ -142,6 +150,7 @@ class Common:
     strict: bool = False
     reference_rates: Optional[Path] = None
     representation_months: int = 6
+    reduction_days: int = 7
     quiet: bool = False
     verbose: bool = False
 
@@ -152,11 +161,12 @@ class Common:
             raise UsageError(f"--confidence {self.confidence}: must be 95 or 99.8")
         return RunOptions(
             data=self.data, episodes=self.episodes, releases=self.releases, prevalence=self.prevalence,
+            reviews=self.reviews,
             period_end=_parse_date(self.period_end, "--period-end"), months=self.months,
             prevalence_year=self.prevalence_year, las=tuple(dict.fromkeys(self.la or ())),
             confidence=float(self.confidence), suppress=not self.no_suppress, strict=self.strict,
             mapping=self.mapping, benchmarks=self.benchmarks, reference_rates=self.reference_rates,
-            representation_months=self.representation_months,
+            representation_months=self.representation_months, reduction_days=self.reduction_days,
         )
 
     def output_format(self, formats: tuple[str, ...] = METRIC_FORMATS) -> str:
@@ -367,8 +377,68 @@ def completions(common: Common) -> None:
     _run("completions", common)
 
 
+@app.command("progress")
+@shared_options(*METRIC, PROGRESS_OPTIONS)
+def progress(common: Common) -> None:
+    """Substantial progress: adults who completed (no acute housing need) or are abstinent or much reduced (TOPs).
+
+    Needs the TOP interviews (reviews.* in --data, or --reviews).
+
+    Examples:
+
+      cdp-metrics progress --la E08000033
+
+      cdp-metrics progress --reduction-days 10 --format csv -o progress.csv
+    """
+    _run("progress", common)
+
+
+@app.command("housing")
+@shared_options(*METRIC)
+def housing(common: Common) -> None:
+    """Housing of adults in treatment at their latest TOP: an acute housing problem, or none.
+
+    Examples:
+
+      cdp-metrics housing --la E08000033
+
+      cdp-metrics housing --months 3 --format json
+    """
+    _run("housing", common)
+
+
+@app.command("employment")
+@shared_options(*METRIC)
+def employment(common: Common) -> None:
+    """Paid work, voluntary work and education of adults in treatment at their latest TOP.
+
+    Examples:
+
+      cdp-metrics employment --la E08000033
+
+      cdp-metrics employment --format ndjson
+    """
+    _run("employment", common)
+
+
+@app.command("hepatitis-c")
+@shared_options(*METRIC)
+def hepatitis_c(common: Common) -> None:
+    """The hepatitis C cascade: offered a test, tested, positive, started treatment (index episodes).
+
+    Needs the hcv_* columns on episodes.
+
+    Examples:
+
+      cdp-metrics hepatitis-c --la E08000033
+
+      cdp-metrics hepatitis-c --format csv -o hepatitis_c.csv
+    """
+    _run("hepatitis-c", common)
+
+
 @app.command("report")
-@shared_options(*METRIC, DEATHS_OPTIONS, COMPLETIONS_OPTIONS)
+@shared_options(*METRIC, DEATHS_OPTIONS, COMPLETIONS_OPTIONS, PROGRESS_OPTIONS)
 def report(
     common: Common,
     baseline_end: Annotated[

@@ -183,7 +183,8 @@ RULE_RESULT_WITHOUT_TEST = "hcv_result without hcv_tested"
 RULE_TREATMENT_WITHOUT_POSITIVE = "hcv_treatment_started without a positive hcv_result"
 RULE_TEST_BEFORE_OFFER = "hcv_tested before hcv_offered"
 RULE_TREATMENT_BEFORE_TEST = "hcv_treatment_started before hcv_tested"
-RULE_NO_EPISODE = "episode_id not a valid episode"
+RULE_NO_EPISODE = "episode_id not a valid episode (no such episode)"
+RULE_REJECTED_EPISODE = "episode_id not a valid episode (its episode row was rejected)"
 RULE_OTHER_CLIENT = "client_id differs from the episode's"
 RULE_BEFORE_TRIAGE = "review_date before the episode's triage_date"
 
@@ -200,10 +201,16 @@ POLARITY = {
     "completions": "high",
     "progress": "high",
     "employment": "high",
-    # per category where a metric's categories differ (None: no polarity, compared higher/lower)
+    # per category where a metric's categories differ ("none": no polarity, compared as higher / lower)
     "housing": {"acute": "low", "no_problem": "high"},
-    "hepatitis_c": {"offered": "high", "tested": "high", "positive": None, "treatment_started": "high"},
+    "hepatitis_c": {"offered": "high", "tested": "high", "positive": "none", "treatment_started": "high"},
 }
+
+
+def polarity(metric: str, category: str) -> str | None:
+    """`high`, `low` or `none` (compared, no direction better) for a row; None for a count (not compared)."""
+    given = POLARITY[metric]
+    return given.get(category) if isinstance(given, dict) else given
 PROGRESS_CATEGORIES = ("all", *SUBSTANCE_GROUPS)
 HOUSING_CATEGORIES = ("acute", "no_problem")
 EMPLOYMENT_CATEGORIES = ("paid_work", "voluntary_work", "education")

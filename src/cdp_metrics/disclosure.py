@@ -64,26 +64,63 @@ LEVEL = {"la": 0, "region": 1, "england": 2}
 TOLERANCE = 1e-6
 
 
-def numerator_quantity(metric: str, category: str) -> str:
-    """The quantity a metric's numerator counts (the cell it shows)."""
+def cells_of(metric: str, category: str) -> tuple[tuple[str, str], tuple[str, str] | None]:
+    """The (quantity, category) of the cells a row of `metric` shows: its numerator, and its denominator
+    when that is a count (None for none, a prevalence estimate or expected deaths).
+
+    A count that several rows show is one cell: adults in treatment are the in-treatment numerators and
+    the deaths, completions and progress denominators, and the hepatitis C offers; each cascade step's
+    numerator is the next step's denominator; housing's two categories share one denominator.
+    """
     if metric == "in_treatment":
-        return "young" if category == "young_people" else "adults"
-    return NUMERATORS[metric]
+        return ("young" if category == "young_people" else "adults", category), None
+    if metric in SHARED_CELLS:
+        return SHARED_CELLS[metric][category]
+    numerator = (NUMERATORS[metric], category)
+    return numerator, ((DENOMINATORS[metric], category) if metric in DENOMINATORS else None)
 
 
 NUMERATORS = {"unmet_need": "unmet", "deaths": "deaths", "mortality_ratio": "deaths",
-              "completions": "completions", "continuity": "engaged"}
-# metrics whose denominator is a count (a cell); the others have none, an estimate or expected deaths
-DENOMINATORS = {"deaths": "adults", "completions": "adults", "continuity": "releases"}
+              "completions": "completions", "continuity": "engaged", "progress": "progress"}
+# metrics whose denominator is a count of the same category (the others: see SHARED_CELLS, or none)
+DENOMINATORS = {"deaths": "adults", "completions": "adults", "continuity": "releases", "progress": "adults"}
+# the §9 measures whose rows show cells of other categories
+SHARED_CELLS = {
+    "hepatitis_c": {
+        "offered": (("hcv_offered", "all"), ("adults", "all")),
+        "tested": (("hcv_tested", "all"), ("hcv_offered", "all")),
+        "positive": (("hcv_positive", "all"), ("hcv_tested", "all")),
+        "treatment_started": (("hcv_started", "all"), ("hcv_positive", "all")),
+    },
+    "housing": {
+        "acute": (("housing_acute", "all"), ("housing_known", "all")),
+        "no_problem": (("housing_none", "all"), ("housing_known", "all")),
+    },
+    "employment": {
+        "paid_work": (("work_paid", "all"), ("work_paid_known", "all")),
+        "voluntary_work": (("work_voluntary", "all"), ("work_voluntary_known", "all")),
+        "education": (("work_education", "all"), ("work_education_known", "all")),
+    },
+}
 # quantities whose `all` is the sum of the four substance groups, in every area
-GROUP_SUMS = ("adults", "deaths", "completions")
-# numerator ≤ denominator, in every area and category
-BOUNDS = (("deaths", "adults"), ("completions", "adults"), ("engaged", "releases"))
+GROUP_SUMS = ("adults", "deaths", "completions", "progress")
+# cell a ≤ cell b of the same area and category: every numerator within its denominator, and the TOP
+# denominators (adults with a latest TOP) within adults in treatment
+BOUNDS = (("deaths", "adults"), ("completions", "adults"), ("engaged", "releases"), ("progress", "adults"),
+          ("hcv_offered", "adults"), ("hcv_tested", "hcv_offered"), ("hcv_positive", "hcv_tested"),
+          ("hcv_started", "hcv_positive"), ("housing_acute", "housing_known"), ("housing_none", "housing_known"),
+          ("housing_known", "adults"), ("work_paid", "work_paid_known"), ("work_voluntary", "work_voluntary_known"),
+          ("work_education", "work_education_known"), ("work_paid_known", "adults"),
+          ("work_voluntary_known", "adults"), ("work_education_known", "adults"))
+# total = the published parts + one part nobody publishes, in every area: adults with a known housing
+# status are those with acute, no or another (at risk) housing problem
+PARTLY_PUBLISHED = ((("housing_known", "all"), (("housing_acute", "all"), ("housing_none", "all")), "housing_other"),)
 # quantities with a row for every LA that has an estimate (not only the non-zero ones): an LA with no
 # row has no estimate, and its count is an unknown, not a zero
 ESTIMATED = ("unmet",)
 # Metrics protected together: their counts are linked by the relations above. Continuity stands alone.
-LINKED = (("in_treatment", "unmet_need", "deaths", "mortality_ratio", "completions"), ("continuity",))
+LINKED = (("in_treatment", "unmet_need", "deaths", "mortality_ratio", "completions", "progress", "housing",
+           "employment", "hepatitis_c"), ("continuity",))
 
 
 def linked_group(metric: str) -> tuple[str, ...]:
@@ -151,12 +188,9 @@ def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
     for r in sorted(rows, key=lambda r: (r.metric, LEVEL[r.area_type], r.area_code, r.category)):
         level = LEVEL[r.area_type]
         areas[r.area_code] = (level, r.region_code)
-        quantity = numerator_quantity(r.metric, r.category)
-        key = (quantity, r.area_code, r.category)
-        table.cell(key, r.numerator, level, key not in fixed)
-        if r.metric in DENOMINATORS:
-            key = (DENOMINATORS[r.metric], r.area_code, r.category)
-            table.cell(key, r.denominator, level, key not in fixed)
+        for key, value in zip(row_keys(r.metric, r.area_code, r.category), (r.numerator, r.denominator)):
+            if key is not None:
+                table.cell(key, value, level, key not in fixed)
     cells = sorted(table.index)  # creation order above is by metric; relations are built in key order
     by_qc: dict[tuple[str, str], list[Key]] = {}
     for key in cells:
@@ -201,6 +235,15 @@ def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
                 continue  # no estimates at all for this LA: nothing of unmet need is shown
             members = [(member(tq, la, tc), 1)] + [(member(q, la, cat), -1) for q, cat in parts]
             table.equalities.append([(i, coef) for i, coef in members if i is not None])
+    # a total of published parts and an unpublished rest (an unknown ≥ 0), in every area
+    for (tq, tc), parts, rest in PARTLY_PUBLISHED:
+        for area in sorted(areas):
+            total = table.index.get((tq, area, tc))
+            if total is None:
+                continue  # no row: the total and its parts are 0
+            members = [(table.index[(q, area, cat)], -1) for q, cat in parts if (q, area, cat) in table.index]
+            other = table.cell((rest, area, tc), None, areas[area][0], eligible=False)
+            table.equalities.append([(total, 1), *members, (other, -1)])
     for small, big in BOUNDS:
         for key in cells:
             if key[0] == small and (big, key[1], key[2]) in table.index:
@@ -553,9 +596,8 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int],
 
 def row_keys(metric: str, area_code: str, category: str) -> tuple[Key, Key | None]:
     """The cells a row shows: its numerator's, and its denominator's when that is a count."""
-    numerator = (numerator_quantity(metric, category), area_code, category)
-    denominator = (DENOMINATORS[metric], area_code, category) if metric in DENOMINATORS else None
-    return numerator, denominator
+    (nq, nc), den = cells_of(metric, category)
+    return (nq, area_code, nc), (None if den is None else (den[0], area_code, den[1]))
 
 
 def decide(results, fixed: set[Key] = frozenset()) -> tuple[set[Key], set[Key]]:

@@ -10,7 +10,7 @@ import polars as pl
 from .render import TITLES, _num, category_label, change_text
 from .report import Report
 
-COLOURS = {"better": "#1b7f3b", "worse": "#b3261e", "similar": "#8a6d00"}
+COLOURS = {"better": "#1b7f3b", "worse": "#b3261e", "similar": "#8a6d00", "higher": "#1f4e9c", "lower": "#1f4e9c"}
 SERIES = {"la": "#1f5fa8", "region": "#7a4fa3", "england": "#444444"}
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Arial,sans-serif;margin:2rem auto;max-width:72rem;color:#1d1d1d;
@@ -29,7 +29,7 @@ figure.chart{margin:.6rem 0 1.6rem}.legend{margin-left:56px}.legend span{margin-
 def _badge(comparison: str | None) -> str:
     if not comparison:
         return ""
-    mark = {"better": "▲", "worse": "▼", "similar": "●"}[comparison]
+    mark = {"better": "▲", "worse": "▼", "similar": "●", "higher": "△", "lower": "▽"}[comparison]
     return f'<span class="badge" style="background:{COLOURS[comparison]}">{mark} {comparison}</span>'
 
 
@@ -137,7 +137,8 @@ def _trend_section(report: Report, las: tuple[str, ...]) -> str:
         return ""
     out = ["<h2>Trend (rolling 12 months at each quarter end)</h2>"]
     main_category = {"in_treatment": "all", "unmet_need": "ocu", "continuity": "all", "deaths": "all",
-                     "mortality_ratio": "all", "completions": "all"}
+                     "mortality_ratio": "all", "completions": "all", "progress": "all", "housing": "acute",
+                     "employment": "paid_work", "hepatitis_c": "tested"}
     trend = report.trend
     shown = list(las) or []
     for metric in dict.fromkeys(trend["metric"].to_list()):
@@ -189,7 +190,8 @@ def render_html(report: Report, las: tuple[str, ...] = (), title: str | None = N
     baseline = (f"; baseline {report.baseline[0].period}" if report.baseline else "")
     body = [f"<h1>{escape(heading)}</h1>",
             f'<p class="meta">Period {first.period}{escape(baseline)}. Comparison with England at '
-            f"{first.confidence:g}% confidence: ▲ better, ● similar, ▼ worse. * = suppressed (a count of 1 to 4).</p>"]
+            f"{first.confidence:g}% confidence: ▲ better, ● similar, ▼ worse; △ higher, ▽ lower where neither is better. "
+            "* = suppressed (a count from 1 to 4, or a figure hidden to protect one).</p>"]
     for result in report.results:
         body.append(f"<h2>{escape(TITLES[result.metric])}</h2>")
         body.append(_metric_table(result, changes))

@@ -79,7 +79,7 @@ def in_period(period: Period) -> pl.Expr:
 INDEX_COLUMNS = ("la_code", "sex", "age", "triage_date", "discharge_date", "discharge_reason")
 
 
-def _index_and_union(rows: pl.DataFrame, key: str) -> pl.DataFrame:
+def _index_and_union(rows: pl.DataFrame, key: str, carry: tuple[str, ...]) -> pl.DataFrame:
     """One row per `key` from rows sorted by key, triage_date, episode_id.
 
     The last row of each key's run is the index episode (the latest
@@ -87,7 +87,7 @@ def _index_and_union(rows: pl.DataFrame, key: str) -> pl.DataFrame:
     The flag union is a group_by on the sorted key, in the same key order.
     """
     last = (pl.col(key) != pl.col(key).shift(-1)).fill_null(True)
-    index = rows.filter(last).select("client_id", *INDEX_COLUMNS)
+    index = rows.filter(last).select("client_id", "episode_id", *INDEX_COLUMNS, *carry)
     union = (
         rows.lazy()
         .set_sorted(key)
@@ -98,12 +98,13 @@ def _index_and_union(rows: pl.DataFrame, key: str) -> pl.DataFrame:
     return pl.concat([index, union.drop(key)], how="horizontal")
 
 
-def people_in_treatment(episodes: pl.LazyFrame, period: Period) -> pl.DataFrame:
+def people_in_treatment(episodes: pl.LazyFrame, period: Period, carry: tuple[str, ...] = ()) -> pl.DataFrame:
     """One row per person in treatment in the period, from their index episode and flag union.
 
-    Columns: client_id, la_code, sex, age, adult, triage_date, discharge_date,
-    discharge_reason, opiate, crack, alcohol, other_drug. `substance_group()`
-    and `ocu_group()` derive the groups from the flags.
+    Columns: client_id, episode_id (of the index episode), la_code, sex, age, adult, triage_date,
+    discharge_date, discharge_reason, opiate, crack, alcohol, other_drug, and the index episode's
+    `carry` columns (its own substances or hepatitis C fields, for the §9 measures).
+    `substance_group()` and `ocu_group()` derive the groups from the flags.
 
     People are grouped on a 64-bit hash of client_id (much faster to sort than
     text). Should two different ids ever share a hash, two neighbouring rows
@@ -112,7 +113,7 @@ def people_in_treatment(episodes: pl.LazyFrame, period: Period) -> pl.DataFrame:
     """
     rows = (
         with_flags(episodes.filter(in_period(period)))
-        .select("client_id", "episode_id", *INDEX_COLUMNS, *FLAGS)
+        .select("client_id", "episode_id", *INDEX_COLUMNS, *FLAGS, *carry)
         .with_columns(pl.col("client_id").hash().alias("_key"))
         .collect()
         .sort("_key", "triage_date", "episode_id")  # eager: about twice as fast here as a lazy sort
@@ -120,7 +121,7 @@ def people_in_treatment(episodes: pl.LazyFrame, period: Period) -> pl.DataFrame:
     key, client = pl.col("_key"), pl.col("client_id")
     collided = rows.select(((key == key.shift(1)) & (client != client.shift(1))).any()).item()
     if collided:
-        people = _index_and_union(rows.sort("client_id", "triage_date", "episode_id"), "client_id")
+        people = _index_and_union(rows.sort("client_id", "triage_date", "episode_id"), "client_id", carry)
     else:
-        people = _index_and_union(rows, "_key")
+        people = _index_and_union(rows, "_key", carry)
     return people.with_columns((pl.col("age") >= c.ADULT_AGE).alias("adult"))

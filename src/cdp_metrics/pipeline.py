@@ -27,7 +27,8 @@ from .validate import Validated, format_error, validate
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples"
 # the RunOptions field (and CLI option) naming one table's file
-OPTION_FOR_TABLE = {"episodes": "episodes", "prison_releases": "releases", "prevalence": "prevalence"}
+OPTION_FOR_TABLE = {"episodes": "episodes", "prison_releases": "releases", "prevalence": "prevalence",
+                    "reviews": "reviews"}
 
 
 def _cached(method):
@@ -56,6 +57,7 @@ class RunOptions:
     episodes: Path | None = None
     releases: Path | None = None
     prevalence: Path | None = None
+    reviews: Path | None = None
     period_end: date | None = None
     months: int = 12
     prevalence_year: str | None = None
@@ -65,11 +67,15 @@ class RunOptions:
     strict: bool = False
     mapping: Path | None = None
     representation_months: int = 6
+    reduction_days: int = c.REDUCTION_DAYS
     reference_rates: Path | None = None
     benchmarks: Path | None = None
 
     def area_options(self) -> areas.Options:
         return areas.Options(z=z_for(self.confidence))
+
+
+INPUT_TABLES = (c.EPISODES, c.RELEASES, c.PREVALENCE, c.REVIEWS)
 
 
 class Extract:
@@ -90,6 +96,8 @@ class Extract:
             raise UsageError(f"--months {options.months}: must be at least 1")
         if options.representation_months < 0:
             raise UsageError(f"--representation-months {options.representation_months}: must be 0 or more")
+        if not 1 <= options.reduction_days <= 28:
+            raise UsageError(f"--reduction-days {options.reduction_days}: must be from 1 to 28 (days of the last 28)")
 
     def note(self, message: str) -> None:
         """Show a diagnostic (on stderr, through the CLI's callback), once however many results carry it."""
@@ -135,7 +143,9 @@ class Extract:
                 folder = self.options.data or BUNDLED_SAMPLE
                 raise InputError(f"{folder}: no {table.name}.csv or {table.name}.parquet "
                                  f"(or pass --{OPTION_FOR_TABLE[table.name]})")
-            checked = validate(source, self.mapping)
+            # a TOP must belong to a valid episode: episodes are validated first
+            episodes = self.table(c.EPISODES) if table is c.REVIEWS else None
+            checked = validate(source, self.mapping, episodes)
             if not checked.errors.is_empty():
                 if self.options.strict:
                     first = format_error(checked.errors.row(0, named=True))
@@ -149,7 +159,7 @@ class Extract:
 
     def prepare(self) -> None:
         """Read and validate every table present, and what all periods share, before threads share them."""
-        for table in (c.EPISODES, c.RELEASES, c.PREVALENCE):
+        for table in INPUT_TABLES:
             if table is c.EPISODES or self.has(table):
                 self.table(table)
         self.extract_end  # noqa: B018 (cached)
@@ -181,9 +191,18 @@ class Extract:
     def benchmarks(self) -> pl.DataFrame | None:
         return benchmarks.load(self.options.benchmarks) if self.options.benchmarks else None
 
+    @property
+    def has_hcv(self) -> bool:
+        """Whether the episodes table has the hepatitis C columns (all four)."""
+        return set(c.HCV_COLUMNS) <= self.table(c.EPISODES).present
+
     @_cached
     def people(self) -> pl.LazyFrame:
-        return people_in_treatment(self.frame(c.EPISODES), self.period).lazy()
+        """The period's people; with the index episode's own substances and hepatitis C fields when the
+        extract has what the §9 measures read."""
+        carry = (*(("substance_1", "substance_2", "substance_3") if self.has(c.REVIEWS) else ()),
+                 *(c.HCV_COLUMNS if self.has_hcv else ()))
+        return people_in_treatment(self.frame(c.EPISODES), self.period, carry).lazy()
 
     @_cached
     def cube(self) -> pl.LazyFrame:
@@ -341,6 +360,27 @@ def completions(extract: Extract) -> list[Result]:
     return [_result(extract, "completions", la, "proportion", metrics.GROUP_CATEGORIES, warnings=warnings)]
 
 
+def progress(extract: Extract) -> list[Result]:
+    la = metrics.progress(extract.people, extract.frame(c.REVIEWS), extract.period, extract.options.reduction_days)
+    return [_result(extract, "progress", la, "proportion", c.PROGRESS_CATEGORIES, tables=(c.EPISODES, c.REVIEWS))]
+
+
+def housing(extract: Extract) -> list[Result]:
+    la = metrics.housing(extract.people, extract.frame(c.REVIEWS), extract.period)
+    return [_result(extract, "housing", la, "proportion", c.HOUSING_CATEGORIES, tables=(c.EPISODES, c.REVIEWS))]
+
+
+def employment(extract: Extract) -> list[Result]:
+    la = metrics.employment(extract.people, extract.frame(c.REVIEWS), extract.period)
+    return [_result(extract, "employment", la, "proportion", c.EMPLOYMENT_CATEGORIES,
+                    tables=(c.EPISODES, c.REVIEWS))]
+
+
+def hepatitis_c(extract: Extract) -> list[Result]:
+    la = metrics.hepatitis_c(extract.people, extract.period)
+    return [_result(extract, "hepatitis_c", la, "proportion", c.HCV_CATEGORIES)]
+
+
 def _provisional(extract: Extract, window_end: date | None, what: str) -> list[str]:
     if window_end is None or window_end <= extract.extract_end:
         return []
@@ -381,20 +421,33 @@ COMMANDS: dict[str, tuple[Callable[[Extract], list[Result]], ...]] = {
     "continuity": (continuity,),
     "deaths": (deaths,),
     "completions": (completions,),
-    "report": (in_treatment, unmet_need, continuity, deaths, completions),
+    "progress": (progress,),
+    "housing": (housing,),
+    "employment": (employment,),
+    "hepatitis-c": (hepatitis_c,),
+    "report": (in_treatment, unmet_need, continuity, deaths, completions, progress, housing, employment, hepatitis_c),
 }
+_NEEDS_TABLE = {"continuity": c.RELEASES, "unmet_need": c.PREVALENCE, "progress": c.REVIEWS, "housing": c.REVIEWS,
+                "employment": c.REVIEWS}
 
 
-def needs(step: Callable[[Extract], list[Result]]) -> c.Table | None:
-    """The optional table a metric step cannot do without."""
-    return {"continuity": c.RELEASES, "unmet_need": c.PREVALENCE}.get(step.__name__)
+def unavailable(step: Callable[[Extract], list[Result]], extract: Extract) -> str | None:
+    """Why the extract cannot give a metric step (an optional table or columns it lacks), or None."""
+    table = _NEEDS_TABLE.get(step.__name__)
+    if table is not None and not extract.has(table):
+        option = OPTION_FOR_TABLE[table.name]
+        return f"no {table.name} table ({table.name}.csv or .parquet in the data folder, or --{option})"
+    if step is hepatitis_c and not extract.has_hcv:
+        absent = [col for col in c.HCV_COLUMNS if col not in extract.table(c.EPISODES).present]
+        return f"the episodes table has no hepatitis C columns ({', '.join(absent)})"
+    return None
 
 
 def linked_steps(steps, extract: Extract) -> tuple:
     """The other steps whose metrics disclosure control protects with `steps`' (whose tables exist)."""
     groups = {m for step in steps for m in disclosure.linked_group(step.__name__)}
     return tuple(s for s in COMMANDS["report"] if s.__name__ in groups and s not in steps
-                 and (needs(s) is None or extract.has(needs(s))))
+                 and unavailable(s, extract) is None)
 
 
 def period_results(extract: Extract, steps) -> tuple[list[Result], tuple[set, set]]:
@@ -411,6 +464,10 @@ def run(command: str, options: RunOptions, warn: Callable[[str], None] | None = 
     """Run one command's metrics over one read of the extract."""
     extract = Extract(options, warn)
     extract.check_las()
+    for step in COMMANDS[command]:
+        missing = unavailable(step, extract)
+        if missing:
+            raise InputError(f"{missing}: {command} cannot be computed")
     results, counts = period_results(extract, COMMANDS[command])
     line = suppression_note([counts])
     for result in results:

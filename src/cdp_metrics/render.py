@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import CONTRACT_VERSION
 from .contract import CONTRACT_VERSION_KEY, ROW_FIELDS
 from .result import Result
 
@@ -24,6 +25,10 @@ TITLES = {
     "deaths": "Deaths in treatment",
     "mortality_ratio": "Mortality ratio (indirectly standardised)",
     "completions": "Successful completions",
+    "progress": "Substantial progress (completed, or abstinent or much reduced use)",
+    "housing": "Housing (latest TOP)",
+    "employment": "Work and education (latest TOP: a day or more in the last 28)",
+    "hepatitis_c": "Hepatitis C cascade",
 }
 SHORT_TITLES = {
     "in_treatment": "In treatment",
@@ -32,6 +37,10 @@ SHORT_TITLES = {
     "deaths": "Deaths in treatment",
     "mortality_ratio": "Mortality ratio",
     "completions": "Successful completions",
+    "progress": "Substantial progress",
+    "housing": "Housing",
+    "employment": "Work and education",
+    "hepatitis_c": "Hepatitis C",
 }
 CATEGORY_LABELS = {
     "all": "All adults",
@@ -45,9 +54,20 @@ CATEGORY_LABELS = {
     "crack_only": "Crack only",
     "opiate_and_crack": "Opiates and crack",
     "alcohol": "Alcohol",
+    "acute": "Acute housing problem",
+    "no_problem": "No housing problem",
+    "paid_work": "Paid work",
+    "voluntary_work": "Voluntary work",
+    "education": "Education or training",
+    "offered": "Offered a test (of adults)",
+    "tested": "Tested (of those offered)",
+    "positive": "Positive (of those tested)",
+    "treatment_started": "Started treatment (of those positive)",
 }
-COMPARISON_STYLE = {"better": "bold green", "worse": "bold red", "similar": "yellow"}
-COMPARISON_MARK = {"better": "▲ better", "worse": "▼ worse", "similar": "● similar"}
+COMPARISON_STYLE = {"better": "bold green", "worse": "bold red", "similar": "yellow", "higher": "bold blue",
+                    "lower": "bold blue"}
+COMPARISON_MARK = {"better": "▲ better", "worse": "▼ worse", "similar": "● similar", "higher": "△ higher",
+                   "lower": "▽ lower"}
 
 
 def dumps(document: dict) -> str:
@@ -95,7 +115,7 @@ def to_json(results: list[Result]) -> str:
     if len(results) == 1:
         document = results[0].document()
     else:
-        document = {CONTRACT_VERSION_KEY: 1, "results": [r.document() for r in results]}
+        document = {CONTRACT_VERSION_KEY: CONTRACT_VERSION, "results": [r.document() for r in results]}
     return dumps(document)
 
 
@@ -168,7 +188,8 @@ def change_text(change: dict) -> str:
     """A change since the baseline, e.g. `▲ +5.2 pp` (the arrow says improved or worsened)."""
     decimals = 0 if change["unit"] == "people" else 1
     unit = {"people": "", "points": " pts"}.get(change["unit"], " pp")
-    arrow = {"improved": "▲", "worsened": "▼", "no change": "="}[change["direction"]]
+    arrow = {"improved": "▲", "worsened": "▼", "no change": "=", "increased": "△", "decreased": "▽"}[
+        change["direction"]]
     return f"{arrow} {change['change']:+,.{decimals}f}{unit}"
 
 
@@ -177,7 +198,7 @@ def _change(change: dict | None):
 
     if not change or change["change"] is None:
         return Text("–", style="dim")
-    style = {"improved": "green", "worsened": "red", "no change": ""}[change["direction"]]
+    style = {"improved": "green", "worsened": "red"}.get(change["direction"], "")
     return Text(change_text(change), style=style)
 
 

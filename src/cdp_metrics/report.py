@@ -16,18 +16,38 @@ from pathlib import Path
 
 import polars as pl
 
+from . import CONTRACT_VERSION
 from . import contract as c
 from .errors import InputError, UsageError
 from .periods import Period, add_months
 from .io import read_side_table
-from .pipeline import COMMANDS, Extract, RunOptions, needs, period_results, suppression_note
+from .pipeline import COMMANDS, Extract, RunOptions, period_results, suppression_note, unavailable
 from .result import Result
 
 DEFAULT_BASELINE_END = date(2022, 3, 31)  # the outcomes framework's baseline: 12 months to March 2022
 KEY = ["metric", "area_code", "category"]
-# Direction of improvement; in_treatment: more people in treatment is the framework's aim.
-HIGHER_IS_BETTER = {"in_treatment": True, "unmet_need": False, "continuity": True, "deaths": False,
-                    "mortality_ratio": False, "completions": True}
+
+
+def _higher_is_better() -> pl.Expr:
+    """Per row (metric, category): True when a higher value is better, False when lower, null without polarity.
+
+    The metrics' polarity (`contract.polarity`); in_treatment, a count with none, improves as it grows: more
+    people in treatment is the framework's aim.
+    """
+    better = {"high": True, "low": False, "none": None}
+    pairs = {f"{metric}|{category}": better[c.polarity(metric, category)]
+             for metric, categories in CATEGORIES.items() for category in categories if metric != "in_treatment"}
+    pairs.update({f"in_treatment|{category}": True for category in CATEGORIES["in_treatment"]})
+    return pl.concat_str("metric", "category", separator="|").replace_strict(pairs, default=None,
+                                                                             return_dtype=pl.Boolean)
+
+
+CATEGORIES = {
+    "in_treatment": (*c.PROGRESS_CATEGORIES, "young_people"), "unmet_need": c.PREVALENCE_CATEGORIES,
+    "continuity": ("all",), "deaths": c.PROGRESS_CATEGORIES, "mortality_ratio": ("all",),
+    "completions": c.PROGRESS_CATEGORIES, "progress": c.PROGRESS_CATEGORIES, "housing": c.HOUSING_CATEGORIES,
+    "employment": c.EMPLOYMENT_CATEGORIES, "hepatitis_c": c.HCV_CATEGORIES,
+}
 UNITS = {"in_treatment": "people", "mortality_ratio": "points"}  # others: percentage points
 
 
@@ -48,7 +68,7 @@ class Report:
 
     def document(self) -> dict:
         """The report's JSON document; its tables as DataFrames (`render.dumps` writes them out)."""
-        doc: dict = {"contract": 1, "results": [r.document() for r in self.results]}
+        doc: dict = {"contract": CONTRACT_VERSION, "results": [r.document() for r in self.results]}
         if self.baseline is not None:
             doc["baseline"] = {"period": self.baseline[0].period.as_json(),
                                "results": [r.document() for r in self.baseline]}
@@ -76,10 +96,11 @@ def changes(current: list[Result], baseline: list[Result]) -> pl.DataFrame:
     then = _rows(baseline).select(*KEY, pl.col("value").alias("baseline_value"))
     joined = now.join(then, on=KEY, how="left")
     change = pl.col("value") - pl.col("baseline_value")
-    better = pl.col("metric").replace_strict(HIGHER_IS_BETTER, return_dtype=pl.Boolean)
+    better = _higher_is_better()
     direction = (
         pl.when(change.is_null()).then(None)
         .when(change == 0).then(pl.lit("no change"))
+        .when(better.is_null()).then(pl.when(change > 0).then(pl.lit("increased")).otherwise(pl.lit("decreased")))
         .when((change > 0) == better).then(pl.lit("improved"))
         .otherwise(pl.lit("worsened"))
     )
@@ -114,12 +135,12 @@ def progress(targets: pl.DataFrame, changes_: pl.DataFrame) -> pl.DataFrame:
             pl.col("area_code").alias("la_code"), "metric", "category", "area_name", "baseline_value", "value"),
         on=["la_code", "metric", "category"], how="left",
     )
-    better = pl.col("metric").replace_strict(HIGHER_IS_BETTER, return_dtype=pl.Boolean)
+    better = _higher_is_better()
     gap = pl.col("target") - pl.col("baseline_value")
     return joined.select(
         "la_code", "area_name", "metric", "category", "target", "baseline_value", "value",
         pl.when(gap != 0).then(100 * (pl.col("value") - pl.col("baseline_value")) / gap).alias("progress_percent"),
-        pl.when(pl.col("value").is_null()).then(None)
+        pl.when(pl.col("value").is_null() | better.is_null()).then(None)
         .when(better).then(pl.col("value") >= pl.col("target"))
         .otherwise(pl.col("value") <= pl.col("target")).alias("met"),
     )
@@ -208,12 +229,12 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
 
 
 def _all_metrics(extract: Extract) -> tuple[list[Result], tuple[set, set]]:
-    """Every metric the extract can give, published; a missing releases or prevalence table skips its metric."""
+    """Every metric the extract can give, published; a metric whose table or columns are missing is left out."""
     steps = []
     for fn in COMMANDS["report"]:
-        table = needs(fn)
-        if table is not None and not extract.has(table):
-            extract.note(f"no {table.name} table: {fn.__name__.replace('_', ' ')} left out of the report")
+        missing = unavailable(fn, extract)
+        if missing:
+            extract.note(f"{missing}: {fn.__name__.replace('_', ' ')} left out of the report")
             continue
         steps.append(fn)
     return period_results(extract, tuple(steps))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from . import CONTRACT_VERSION
 from .contract import CONTRACT_VERSION_KEY, ROW_FIELDS
 from .periods import Period
 
@@ -26,7 +27,7 @@ class Result:
         """The result's JSON document; its rows as a DataFrame (`render.dumps` writes it out)."""
         return {
             "metric": self.metric,
-            CONTRACT_VERSION_KEY: 1,
+            CONTRACT_VERSION_KEY: CONTRACT_VERSION,
             "period": self.period.as_json(),
             "warnings": list(self.warnings),
             "rows": self.rows.select(ROW_FIELDS),

@@ -1,15 +1,26 @@
-"""Synthetic NDTMS-style extracts (contract v1, section 1) for demos, tests and benchmarks.
+"""Synthetic NDTMS-style extracts (contract v2, sections 1 and 9) for demos, tests and benchmarks.
 
-`generate` writes `episodes`, `prison_releases` and `prevalence` tables that obey
-every rule of the data contract and look roughly like real adult and young
-people's treatment data: the NDTMS substance mix, age and sex profile, repeat
-episodes and re-presentations, moves between LAs, deaths, completions, prison
-releases with and without engagement, and prevalence estimates sized so that
-unmet need comes out realistic.
+`generate` writes `episodes`, `prison_releases`, `prevalence` and `reviews` tables
+that obey every rule of the data contract and look roughly like real adult and
+young people's treatment data: the NDTMS substance mix, age and sex profile,
+repeat episodes and re-presentations, moves between LAs, deaths, completions,
+prison releases with and without engagement, and prevalence estimates sized so
+that unmet need comes out realistic.
+
+Section 9 adds, on each episode, the hepatitis C cascade (`hcv_offered`,
+`hcv_tested`, `hcv_result`, `hcv_treatment_started`: offered to most, tested,
+positive far more often for opiate clients, treatment for most positives) and
+the `reviews` table of Treatment Outcomes Profile interviews: a start TOP for
+most episodes (a few have two, some on the same day), six-monthly reviews while
+the episode is open and an exit TOP at most discharges, with days of use for the
+episode's own substances (high at start, falling much more for completers than
+for drop-outs), housing need and days of work, volunteering and education.
 
 Everything is vectorised with numpy and polars (loops only run over the few
 substance groups or columns), and every random draw comes from generators seeded
-from `seed`, so the same arguments always give the same bytes.
+from `seed`, so the same arguments always give the same bytes. The section 9
+draws come from generators of their own (seeded from `seed` and a fixed salt),
+made after the others: the v1 columns are exactly what they were before them.
 """
 
 from __future__ import annotations
@@ -127,7 +138,7 @@ def generate(
     end: date = date(2024, 3, 31),
     years: int = 3,
 ) -> dict[str, int]:
-    """Write a synthetic extract (episodes, prison_releases, prevalence) into out_dir.
+    """Write a synthetic extract (episodes, prison_releases, prevalence, reviews) into out_dir.
 
     Returns the number of rows written per table.  The same arguments always
     give byte-identical files.
@@ -164,12 +175,21 @@ def generate(
     rel_frame = _release_frame(releases, client_ids, la_series)
     prev_frame = _prevalence_frame(rng_prev, episodes, las, end)
 
+    # Section 9, drawn last and from generators of their own: the draws above (and so every
+    # v1 column) are the same with or without them.
+    rng_hcv, rng_top = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, _V2_SALT]).spawn(2))
+    ep_frame = ep_frame.hstack(_hcv_columns(_hepatitis_c(rng_hcv, episodes, end_day))).select(
+        c.EPISODES.column_names
+    )
+    rev_frame = _review_frame(_reviews(rng_top, episodes, end_day), ep_frame)
+
     ext = "csv" if fmt == "csv" else "parquet"
     counts: dict[str, int] = {}
     for name, frame in (
         (c.EPISODES.name, ep_frame),
         (c.RELEASES.name, rel_frame),
         (c.PREVALENCE.name, prev_frame),
+        (c.REVIEWS.name, rev_frame),
     ):
         path = out_dir / f"{name}.{ext}"
         if fmt == "csv":
@@ -625,6 +645,291 @@ def _prevalence_frame(rng, e, las, end) -> pl.DataFrame:
     )
 
 
+# ------------------------------------------------------------------ hepatitis C
+
+_V2_SALT = 12345  # section 9 generators: SeedSequence([seed, _V2_SALT])
+
+# Per person type: opiate, crack (no opiate), other adults, young people.
+_HCV_OFFERED = (0.93, 0.89, 0.85, 0.60)
+_HCV_TESTED = (0.82, 0.78, 0.74, 0.60)  # of those offered
+_HCV_POSITIVE = (0.15, 0.05, 0.012, 0.005)  # of those tested with a result
+_HCV_TREATED = 0.74  # of positives (before the extract end cuts later starts off)
+
+
+def _hcv_type(e) -> np.ndarray:
+    cites = _cites(e["s1"], e["s2"], e["s3"])
+    kind = np.where(cites["opiate"], 0, np.where(cites["crack"], 1, 2))
+    return np.where(e["age"] < c.ADULT_AGE, 3, kind)
+
+
+def _hepatitis_c(rng, e, end_day) -> dict[str, np.ndarray]:
+    """The cascade per episode: day numbers, with a `has_*` mask each (dates after `end_day` are not yet known)."""
+    n = len(e["pid"])
+    kind = _hcv_type(e)
+    triage, discharge, closed = e["triage"], e["discharge"], e["closed"]
+
+    # Offer: a few at assessment just before triage, most within the first two weeks, some later.
+    u = rng.random(n)
+    offset = np.select(
+        [u < 0.08, u < 0.80, u < 0.95],
+        [-rng.integers(1, 8, n), rng.integers(0, 15, n), rng.integers(15, 61, n)],
+        rng.integers(61, 181, n),
+    )
+    offer = triage + offset
+    during = triage + np.floor(rng.random(n) * (discharge - triage + 1)).astype(np.int64)
+    offer = np.where(closed & (offer > discharge), during, offer)  # short episodes: offered before discharge
+    offered = (rng.random(n) < np.asarray(_HCV_OFFERED)[kind]) & (offer <= end_day)
+
+    # Test: a third on the day of the offer (dried blood spot), the others within weeks, before discharge.
+    same_day = rng.random(n) < 0.35
+    test = offer + np.where(same_day, 0, 1 + np.floor(rng.gamma(1.2, 12.0, n)).astype(np.int64))
+    test = np.where(closed & (test > discharge), np.maximum(discharge, offer), test)
+    tested = offered & (rng.random(n) < np.asarray(_HCV_TESTED)[kind]) & (test <= end_day)
+
+    # Result: a few still awaited (mostly recent tests); positive far more often for opiate clients.
+    awaiting = ((test > end_day - 28) & (rng.random(n) < 0.5)) | (rng.random(n) < 0.02)
+    has_result = tested & ~awaiting
+    positive = has_result & (rng.random(n) < np.asarray(_HCV_POSITIVE)[kind])
+
+    treat = test + 7 + np.floor(rng.gamma(2.0, 20.0, n)).astype(np.int64)
+    treated = positive & (rng.random(n) < _HCV_TREATED) & (treat <= end_day)
+    return {"offer": offer, "offered": offered, "test": test, "tested": tested,
+            "has_result": has_result, "positive": positive, "treat": treat, "treated": treated}
+
+
+def _hcv_columns(h) -> list[pl.Series]:
+    results = pl.Series([*c.HCV_RESULTS, None], dtype=pl.String)
+    result = np.where(h["has_result"], np.where(h["positive"], 0, 1), 2)
+    return [
+        _dates(h["offer"], h["offered"]).alias("hcv_offered"),
+        _dates(h["test"], h["tested"]).alias("hcv_tested"),
+        results.gather(result).alias("hcv_result"),
+        _dates(h["treat"], h["treated"]).alias("hcv_treatment_started"),
+    ]
+
+
+# ----------------------------------------------------------------------- reviews
+
+_START, _REVIEW, _EXIT = (c.STAGES.index(s) for s in ("start", "review", "exit"))
+_TOP_START = 0.87  # share of episodes with a start TOP
+_TOP_SECOND_START = 0.03  # of those, a second start TOP (two in five on the same day)
+_TOP_REVIEW_DONE = 0.25  # share of the six-monthly reviews due that are recorded
+_TOP_EXIT_OPEN = 0.01  # open episodes whose latest review is recorded as an exit TOP
+
+# Exit TOP at discharge, by discharge reason (order of contract.DISCHARGE_REASONS).
+_TOP_EXIT = (0.78, 0.78, 0.78, 0.08, 0.55, 0.50, 0.45, 0.42, 0.40, 0.42)
+
+# Days of use at start for the main substance's column: (share high, high range, low range), inclusive.
+_DAYS_START_MAIN = {
+    "days_opiates": (0.72, (20, 28), (4, 19)),
+    "days_crack": (0.50, (14, 28), (2, 13)),
+    "days_cocaine": (0.45, (10, 28), (2, 9)),
+    "days_amphetamine": (0.50, (12, 28), (2, 11)),
+    "days_cannabis": (0.70, (20, 28), (4, 19)),
+    "days_alcohol": (0.80, (15, 28), (4, 14)),
+}
+# Outcome at the latest TOP: abstinent, reduced by >= 7 days, reduced by 1-6, unchanged, worse;
+# rows: closed with a successful code, closed otherwise, open (the outcome statuses below).
+_DAYS_OUTCOME = (
+    (0.45, 0.33, 0.10, 0.07, 0.05),
+    (0.08, 0.22, 0.20, 0.28, 0.22),
+    (0.18, 0.32, 0.18, 0.18, 0.14),
+)
+# Housing at start (none, at_risk, acute) for opiate clients and the others, and where it ends
+# up by the latest TOP (per outcome status; rows: from, columns: to).
+_HOUSING_START = ((0.72, 0.17, 0.11), (0.855, 0.10, 0.045))
+_HOUSING_MOVE = (
+    ((0.97, 0.025, 0.005), (0.55, 0.42, 0.03), (0.35, 0.35, 0.30)),
+    ((0.93, 0.05, 0.02), (0.25, 0.65, 0.10), (0.15, 0.30, 0.55)),
+    ((0.95, 0.04, 0.01), (0.35, 0.58, 0.07), (0.20, 0.35, 0.45)),
+)
+# Work columns: share with >= 1 day at start (opiate adults, other adults, young people), chance of
+# starting / stopping by the latest TOP (per outcome status), and the range of days when any.
+_WORK = {
+    "paid_work_days": ((0.10, 0.25, 0.04), ((0.18, 0.08), (0.05, 0.20), (0.09, 0.12)), (1, 24)),
+    "volunteer_days": ((0.035, 0.045, 0.02), ((0.07, 0.30), (0.02, 0.50), (0.04, 0.40)), (1, 12)),
+    "education_days": ((0.04, 0.055, 0.55), ((0.06, 0.30), (0.02, 0.50), (0.04, 0.35)), (1, 20)),
+}
+_NULL_DAYS, _NULL_HOUSING, _NULL_WORK = 0.03, 0.02, 0.02  # missing answers
+
+
+def _add_months_days(days: np.ndarray, months: np.ndarray) -> np.ndarray:
+    """Day numbers + whole months, clamped to the month's last day (as periods.add_months)."""
+    d = days.astype("datetime64[D]")
+    month = d.astype("datetime64[M]")
+    day_of_month = (d - month.astype("datetime64[D]")).astype(np.int64)
+    target = month + months.astype("timedelta64[M]")
+    first = target.astype("datetime64[D]")
+    length = ((target + np.timedelta64(1, "M")).astype("datetime64[D]") - first).astype(np.int64)
+    return first.astype(np.int64) + np.minimum(day_of_month, length - 1)
+
+
+def _pick(rng, table, index: np.ndarray) -> np.ndarray:
+    """One category per row: row i is drawn with the probabilities `table[index[i]]` (each row sums to 1)."""
+    cdf = np.cumsum(np.asarray(table, dtype=float), axis=1)
+    u = rng.random(len(index))
+    out = np.zeros(len(index), dtype=np.int8)
+    for k in range(cdf.shape[1] - 1):
+        out += u >= cdf[index, k]
+    return out
+
+
+def _reviews(rng, e, end_day) -> dict:
+    """TOP interviews: per TOP its episode (row index), day number and stage, sorted by episode and
+    date; per value column the values and a mask of answers given (False = null)."""
+    n = len(e["pid"])
+    triage, closed, discharge, reason = e["triage"], e["closed"], e["discharge"], e["reason"]
+    last = np.where(closed, discharge, end_day)  # TOPs during treatment are on or before this day
+    successful = np.isin(reason, [_REASON[r] for r in c.SUCCESSFUL_DISCHARGES])
+    status = np.where(~closed, 2, np.where(successful, 0, 1))  # completed, other discharge, open
+
+    # Start TOPs: mostly on the triage day, the others within weeks (never after discharge or the end).
+    starts = np.flatnonzero(rng.random(n) < _TOP_START)
+    k = len(starts)
+    start_day = np.minimum(triage[starts] + np.where(rng.random(k) < 0.6, 0, rng.integers(1, 31, k)), last[starts])
+    pick = rng.random(k) < _TOP_SECOND_START
+    seconds = starts[pick]
+    second_day = np.where(rng.random(len(seconds)) < 0.4, start_day[pick],
+                          np.minimum(start_day[pick] + rng.integers(1, 22, len(seconds)), last[seconds]))
+
+    # Six-monthly reviews while open: due 6, 12, 18 ... months after triage, a fortnight either side.
+    due_max = np.maximum(last - triage, 0) // 181  # at least as many as can be due
+    r_ep = np.repeat(np.arange(n), due_max)
+    r_k = np.arange(len(r_ep)) - np.repeat(np.cumsum(due_max) - due_max, due_max) + 1
+    done = rng.random(len(r_ep)) < _TOP_REVIEW_DONE
+    r_ep, r_k = r_ep[done], r_k[done]
+    due = _add_months_days(triage[r_ep], 6 * r_k)
+    open_until = np.where(closed, discharge, end_day + 1)[r_ep]
+    r_day = np.minimum(due + rng.integers(-14, 15, len(r_ep)), last[r_ep])
+    keep = due < open_until
+    r_ep, r_day = r_ep[keep], r_day[keep]
+
+    # Exit TOPs at discharge: mostly that day, a few a little before or after.
+    exits = np.flatnonzero(closed & (rng.random(n) < np.asarray(_TOP_EXIT)[np.maximum(reason, 0)]))
+    k = len(exits)
+    u = rng.random(k)
+    d = discharge[exits]
+    exit_day = np.where(u < 0.80, d, np.where(u < 0.92, np.maximum(d - rng.integers(1, 15, k), triage[exits]),
+                                              np.minimum(d + rng.integers(1, 11, k), end_day)))
+
+    # Rows by episode, then date, then start, second start, review, exit.
+    ep = np.concatenate([starts, seconds, r_ep, exits])
+    day = np.concatenate([start_day, second_day, r_day, exit_day])
+    kind = np.repeat(np.arange(4, dtype=np.int64), [len(starts), len(seconds), len(r_ep), len(exits)])
+    day0 = int(day.min()) if len(day) else 0
+    order = np.argsort((ep << 24) | ((day - day0) << 2) | kind, kind="stable")
+    ep, day, kind = ep[order], day[order], kind[order]
+    stage = np.array([_START, _START, _REVIEW, _EXIT], dtype=np.int8)[kind]
+    m = len(ep)
+
+    # Each TOP's phase: start TOPs have the episode's start state, its latest later TOP (review or
+    # exit) the outcome state, and the later TOPs in between (`mid`) lie `frac` of the way there.
+    later = stage != _START
+    cum = np.cumsum(later)
+    first = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if m else np.zeros(0, np.int64)
+    last_row = np.r_[first[1:] - 1, m - 1] if m else first
+    done_before = np.zeros(n, np.int64)  # later TOPs of the episodes before each one
+    done_after = np.zeros(n, np.int64)  # ... up to and including its own
+    done_before[ep[first]] = cum[first] - later[first]
+    done_after[ep[first]] = cum[last_row]
+    is_last = later & (cum == done_after[ep])
+    mid = np.flatnonzero(later & ~is_last)
+    mid_ep = ep[mid]
+    frac = (cum[mid] - done_before[mid_ep]) / (done_after - done_before)[mid_ep]
+    phase = 2 * ep + later  # index into per-episode (start, outcome) pairs
+    # An open episode's latest review is now and then recorded as an exit TOP (§9 counts it as a review).
+    relabel = np.flatnonzero(is_last & ~closed[ep])
+    stage[relabel[rng.random(len(relabel)) < _TOP_EXIT_OPEN]] = _EXIT
+    # The first of an episode's two start TOPs is now and then recorded without any answers.
+    two = np.zeros(n, bool)
+    two[seconds] = True
+    first_of_two = first[(kind[first] == 0) & two[ep[first]]]
+    blank = np.zeros(m, bool)
+    blank[first_of_two[rng.random(len(first_of_two)) < 0.3]] = True
+
+    out: dict = {"ep": ep, "day": day, "stage": stage}
+
+    # Days of use, only in the columns of the episode's own substances: the start value, the
+    # outcome at the latest TOP, a straight line with a little noise in between.
+    sub_col = np.full(len(c.SUBSTANCES) + 1, -1)  # index -1 (a null substance) reads the last slot
+    for s, col in c.TOP_DAYS.items():
+        sub_col[_SUB[s]] = c.DAYS_COLUMNS.index(col)
+    cols = [sub_col[e[key]] for key in ("s1", "s2", "s3")]
+    ep_outcome = _pick(rng, _DAYS_OUTCOME, status)
+    for j, name in enumerate(c.DAYS_COLUMNS):
+        cites = (cols[0] == j) | (cols[1] == j) | (cols[2] == j)
+        eps = np.flatnonzero(cites)
+        k = len(eps)
+        p_high, (hlo, hhi), (llo, lhi) = _DAYS_START_MAIN[name]
+        s_main = np.where(rng.random(k) < p_high, rng.integers(hlo, hhi + 1, k), rng.integers(llo, lhi + 1, k))
+        s_other = np.where(rng.random(k) < 0.15, 0, rng.integers(1, 21, k))
+        s0 = np.where(cols[0][eps] == j, s_main, s_other)
+        outcome = np.where(rng.random(k) < 0.75, ep_outcome[eps], _pick(rng, _DAYS_OUTCOME, status[eps]))
+        final = np.select(
+            [outcome == 0, outcome == 1, outcome == 2, outcome == 3],
+            [0, s0 - rng.integers(7, 29, k), s0 - rng.integers(1, 7, k), s0],
+            s0 + rng.integers(1, 11, k),
+        )
+        pair = np.zeros(2 * n, np.int8)
+        pair[2 * eps], pair[2 * eps + 1] = s0, np.clip(final, 0, 28)
+        value = pair[phase]
+        a, b = pair[2 * mid_ep].astype(np.float64), pair[2 * mid_ep + 1]
+        value[mid] = np.clip(np.rint(a + (b - a) * frac) + rng.integers(-2, 3, len(mid)), 0, 28)
+        out[name] = (value, cites[ep] & (rng.random(m) >= _NULL_DAYS) & ~blank)
+
+    # Housing and work: the start state, then from some point on (the same for all of them) the
+    # state at the latest TOP.
+    switch = phase.copy()
+    switch[mid] = 2 * mid_ep + (frac >= (1.0 - rng.random(n))[mid_ep])
+    opiate = _cites(e["s1"], e["s2"], e["s3"])["opiate"]
+    pair = np.empty(2 * n, np.int8)
+    pair[0::2] = _pick(rng, _HOUSING_START, np.where(opiate, 0, 1))
+    pair[1::2] = _pick(rng, np.reshape(_HOUSING_MOVE, (-1, 3)), 3 * status + pair[0::2])
+    out["housing"] = (pair[switch], (rng.random(m) >= _NULL_HOUSING) & ~blank)
+
+    who = np.where(e["age"] < c.ADULT_AGE, 2, np.where(opiate, 0, 1))
+    for name, (start_share, moves, (lo, hi)) in _WORK.items():
+        before = rng.random(n) < np.asarray(start_share)[who]
+        gain, lose = (np.asarray(moves)[status, i] for i in (0, 1))
+        after = np.where(before, rng.random(n) >= lose, rng.random(n) < gain)
+        d0 = rng.integers(lo, hi + 1, n)
+        d1 = np.where(before, d0, rng.integers(lo, hi + 1, n))
+        pair = np.empty(2 * n, np.int8)
+        pair[0::2], pair[1::2] = np.where(before, d0, 0), np.where(after, d1, 0)
+        out[name] = (pair[switch], (rng.random(m) >= _NULL_WORK) & ~blank)
+    return out
+
+
+def _review_frame(t, episodes: pl.DataFrame) -> pl.DataFrame:
+    ep = t["ep"]
+    raw = pl.DataFrame(
+        {
+            "ep": ep,
+            "day": t["day"].astype(np.int32),
+            "stage": t["stage"],
+            **{name: t[name][0] for name in ("housing", *c.DAYS_COLUMNS, *c.WORK_COLUMNS)},
+            **{"_has_" + name: t[name][1] for name in ("housing", *c.DAYS_COLUMNS, *c.WORK_COLUMNS)},
+        }
+    )
+    stages = pl.Series(c.STAGES, dtype=pl.String)
+    housing = pl.Series(c.HOUSING, dtype=pl.String)
+
+    def answer(name: str, expr: pl.Expr) -> pl.Expr:
+        return pl.when(pl.col("_has_" + name)).then(expr).alias(name)
+
+    frame = raw.select(
+        _ids("TP", len(ep)).alias("review_id"),
+        pl.lit(episodes.get_column("client_id")).gather(pl.col("ep")).alias("client_id"),
+        pl.lit(episodes.get_column("episode_id")).gather(pl.col("ep")).alias("episode_id"),
+        pl.col("day").cast(pl.Date).alias("review_date"),
+        pl.lit(stages).gather(pl.col("stage")).alias("stage"),
+        *(answer(name, pl.col(name).cast(pl.Int64)) for name in c.DAYS_COLUMNS),
+        answer("housing", pl.lit(housing).gather(pl.col("housing"))),
+        *(answer(name, pl.col(name).cast(pl.Int64)) for name in c.WORK_COLUMNS),
+    )
+    return frame.select(c.REVIEWS.column_names)
+
+
 # ---------------------------------------------------------------------- frames
 
 
@@ -649,7 +954,7 @@ def _episode_frame(e, client_ids: pl.Series, la_series: pl.Series) -> pl.DataFra
         _dates(e["discharge"], closed),
         reasons.gather(np.where(closed, e["reason"], null_reason)),
     ]
-    return _frame(cols, c.EPISODES.column_names)
+    return _frame(cols, [name for name in c.EPISODES.column_names if name not in c.HCV_COLUMNS])
 
 
 def _release_frame(r, client_ids: pl.Series, la_series: pl.Series) -> pl.DataFrame:

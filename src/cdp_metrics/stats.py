@@ -74,7 +74,7 @@ Z95 = 1.959964
 Z998 = 3.090232
 """99.9th percentile of the standard normal distribution: two-sided 99.8% limits."""
 
-_POLARITIES = ("low", "high")
+_POLARITIES = ("low", "high", "none")
 
 
 def z_for(confidence: float) -> float:
@@ -284,7 +284,14 @@ def byar_exprs(observed: pl.Expr, expected: pl.Expr, z: float) -> tuple[pl.Expr,
 
 def _check_polarity(polarity: str) -> None:
     if polarity not in _POLARITIES:
-        raise ValueError(f"polarity must be 'low' or 'high', got {polarity!r}")
+        raise ValueError(f"polarity must be 'low', 'high' or 'none', got {polarity!r}")
+
+
+def _directions(polarity: str) -> tuple[str, str]:
+    """The words for a benchmark below the interval and above it."""
+    if polarity == "none":  # no better or worse: the area is higher or lower than the benchmark
+        return "higher", "lower"
+    return ("better", "worse") if polarity == "high" else ("worse", "better")
 
 
 def compare(
@@ -299,6 +306,8 @@ def compare(
       benchmark > upper → ``"worse"``.
     - ``polarity="low"`` (lower is better): benchmark > upper → ``"better"``;
       benchmark < lower → ``"worse"``.
+    - ``polarity="none"`` (no direction is better, contract §9): benchmark < lower →
+      ``"higher"``; benchmark > upper → ``"lower"``.
     - benchmark inside the interval, or equal to either limit → ``"similar"``.
 
     Returns None when any of benchmark, lower or upper is None (or NaN).
@@ -308,16 +317,17 @@ def compare(
     when the benchmark value lies outside the area's confidence interval, and the
     indicator's polarity decides which direction is "better".
 
-    Raises ValueError if polarity is not ``"low"`` or ``"high"``.
+    Raises ValueError if polarity is not ``"low"``, ``"high"`` or ``"none"``.
     """
     _check_polarity(polarity)
     values = (benchmark, lower, upper)
     if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
         return None
+    below, above = _directions(polarity)
     if benchmark < lower:
-        return "better" if polarity == "high" else "worse"
+        return below
     if benchmark > upper:
-        return "worse" if polarity == "high" else "better"
+        return above
     return "similar"
 
 
@@ -331,8 +341,8 @@ def compare_expr(
     (inputs are cast to Float64 first, so NaN is treated as missing exactly as in the
     scalar function, not ordered as Polars would order it).
 
-    Raises ValueError (when building the expression) if polarity is not ``"low"`` or
-    ``"high"``.
+    Raises ValueError (when building the expression) if polarity is not ``"low"``,
+    ``"high"`` or ``"none"``.
     """
     _check_polarity(polarity)
     b = benchmark.cast(pl.Float64)
@@ -346,7 +356,7 @@ def compare_expr(
         & lo.is_not_nan()
         & up.is_not_nan()
     )
-    below, above = ("better", "worse") if polarity == "high" else ("worse", "better")
+    below, above = _directions(polarity)
     return (
         pl.when(~valid)
         .then(pl.lit(None, dtype=pl.String))

@@ -27,6 +27,9 @@ _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _WHOLE = r"^[0-9]+(\.0*)?$"
 _YEAR = r"^[0-9]{4}-[0-9]{2}$"
 _TYPED = "_t_"  # prefix of typed working columns
+# whole-number kinds: (lowest, highest, rule); ages and TOP day counts ("day counts are whole numbers as ages are")
+_WHOLE_RANGES = {"age": (0, 120, c.RULE_AGE), "days": (0, 28, c.RULE_DAYS)}
+_EPISODE = "_ep_"  # prefix of the episode columns joined to reviews
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Validated:
     errors: pl.DataFrame  # ERROR_SCHEMA, sorted by row
     rows_read: int
     rejected: pl.DataFrame  # the rejected rows as read (text), with _row
+    present: frozenset[str] = frozenset()  # the contract columns the file has (the others are all null)
 
     @property
     def rows_rejected(self) -> int:
@@ -123,16 +127,17 @@ def _typed(column: Column, dtype: pl.DataType, mapping: Mapping | None) -> tuple
             # chrono reads a two-digit year under %Y as year 23: only four-digit years are dates here
             return pl.when(parsed.dt.year() >= 1000).then(parsed), c.RULE_DATE_FORMAT.format(fmt)
         return pl.when(text.str.contains(_ISO_DATE)).then(text.str.to_date("%Y-%m-%d", strict=False)), c.RULE_DATE
-    if kind == "age":
+    if kind in _WHOLE_RANGES:
+        low, high, rule = _WHOLE_RANGES[kind]
         if dtype.is_integer():
             number = raw.cast(pl.Int64)
-            ok = number.is_between(0, 120)
+            ok = number.is_between(low, high)
         else:
             number = raw.cast(pl.Float64, strict=False) if dtype.is_float() else text.cast(pl.Float64, strict=False)
-            ok = number.is_finite() & (number == number.floor()) & number.is_between(0, 120)
+            ok = number.is_finite() & (number == number.floor()) & number.is_between(low, high)
             if not dtype.is_float():
                 ok = ok & text.str.contains(_WHOLE)
-        return pl.when(ok).then(number).cast(pl.Int16), c.RULE_AGE
+        return pl.when(ok).then(number).cast(pl.Int16), rule
     if kind == "number":
         number = raw.cast(pl.Float64, strict=False) if dtype.is_numeric() else text.cast(pl.Float64, strict=False)
         return pl.when(number.is_finite() & (number >= 0)).then(number), c.RULE_NUMBER
@@ -176,6 +181,10 @@ def _row_rules(table: Table, present: set[str], strings: set[str]) -> list[tuple
                 (_t("discharge_reason").to_physical() == occasional).fill_null(False) & cites_ocu,
             )
         )
+    if table is c.EPISODES and present.intersection(c.HCV_COLUMNS):
+        rules += _hcv_rules(present, strings)
+    if table is c.REVIEWS:
+        rules += _review_rules(strings)
     if table is c.PREVALENCE:
         key = pl.struct(_t("la_code"), _t("category"), _t("year"))
         complete = _t("la_code").is_not_null() & _t("category").is_not_null() & _t("year").is_not_null()
@@ -183,10 +192,64 @@ def _row_rules(table: Table, present: set[str], strings: set[str]) -> list[tuple
     return rules
 
 
-def validate(source: Source, mapping: Mapping | None = None) -> Validated:
+def _hcv_rules(present: set[str], strings: set[str]) -> list[tuple[str, str, pl.Expr]]:
+    """The hepatitis C cascade's order (§9): each step needs the one before it, on or after its date.
+
+    An absent column is all null: a test in a file without `hcv_offered` is a test without an offer.
+    """
+    def given(name: str) -> pl.Expr:
+        return ~_blank(name, strings) if name in present else pl.lit(False)
+
+    def day(name: str) -> pl.Expr:
+        return _t(name) if name in present else pl.lit(None, dtype=pl.Date)
+
+    positive = (_t("hcv_result") == "positive").fill_null(False) if "hcv_result" in present else pl.lit(False)
+    return [
+        ("hcv_tested", c.RULE_TEST_WITHOUT_OFFER, given("hcv_tested") & ~given("hcv_offered")),
+        ("hcv_result", c.RULE_RESULT_WITHOUT_TEST, given("hcv_result") & ~given("hcv_tested")),
+        ("hcv_treatment_started", c.RULE_TREATMENT_WITHOUT_POSITIVE, given("hcv_treatment_started") & ~positive),
+        ("hcv_tested", c.RULE_TEST_BEFORE_OFFER, (day("hcv_tested") < day("hcv_offered")).fill_null(False)),
+        ("hcv_treatment_started", c.RULE_TREATMENT_BEFORE_TEST,
+         (day("hcv_treatment_started") < day("hcv_tested")).fill_null(False)),
+    ]
+
+
+def _review_rules(strings: set[str]) -> list[tuple[str, str, pl.Expr]]:
+    """A TOP belongs to a valid episode of the same client, on or after its triage date (§9).
+
+    The episode's columns are joined on (`_EPISODE` prefix) by `validate`; `_ep_rejected` marks an
+    episode_id that the episodes table has, but only on rejected rows.
+    """
+    joined = pl.col(_EPISODE + "client_id").is_not_null()
+    named = ~_blank("episode_id", strings)
+    return [
+        ("episode_id", c.RULE_NO_EPISODE, named & ~joined & ~pl.col(_EPISODE + "rejected")),
+        ("episode_id", c.RULE_REJECTED_EPISODE, named & ~joined & pl.col(_EPISODE + "rejected")),
+        ("client_id", c.RULE_OTHER_CLIENT, joined & ~_blank("client_id", strings)
+         & (_t("client_id") != pl.col(_EPISODE + "client_id"))),
+        ("review_date", c.RULE_BEFORE_TRIAGE, (_t("review_date") < pl.col(_EPISODE + "triage_date")).fill_null(False)),
+    ]
+
+
+def _join_episodes(lf: pl.LazyFrame, episodes: Validated) -> pl.LazyFrame:
+    """Reviews with their episode's client_id and triage_date (valid episodes only; ids are unique there)."""
+    valid = episodes.frame.lazy().select(
+        pl.col("episode_id").alias(_TYPED + "episode_id"),
+        pl.col("client_id").alias(_EPISODE + "client_id"),
+        pl.col("triage_date").alias(_EPISODE + "triage_date"),
+    )
+    rejected_ids = episodes.rejected.get_column("episode_id").drop_nulls() \
+        if "episode_id" in episodes.rejected.columns else pl.Series([], dtype=pl.String)
+    return lf.join(valid, on=_TYPED + "episode_id", how="left", maintain_order="left").with_columns(
+        pl.col(_TYPED + "episode_id").is_in(rejected_ids.implode()).fill_null(False).alias(_EPISODE + "rejected")
+    )
+
+
+def validate(source: Source, mapping: Mapping | None = None, episodes: Validated | None = None) -> Validated:
     """Read and validate one table: typed valid rows plus an error record per broken rule.
 
-    One lazy query reads the file, types every column and evaluates every rule.
+    One lazy query reads the file, types every column and evaluates every rule. The reviews table
+    needs the validated `episodes` (its rows must belong to valid episodes).
     """
     scan = scan_table(source, mapping)
     schema = scan.collect_schema()
@@ -199,6 +262,7 @@ def validate(source: Source, mapping: Mapping | None = None) -> Validated:
             raise InputError(f"{source.path}: column {col.name} holds {dtype} values; expected {col.kind} "
                              "(text, a number or a date)")
     strings = {col.name for col in columns if schema[col.name] == pl.String}
+    present = frozenset(col.name for col in columns)
 
     typed_exprs, checks = [], []
     for col in columns:
@@ -210,9 +274,13 @@ def validate(source: Source, mapping: Mapping | None = None) -> Validated:
             checks.append((col.name, rule, ~_blank(col.name, strings) & _t(col.name).is_null()))
     checks += _row_rules(table, {col.name for col in columns}, strings)
     flag_names = [f"_bad{i}" for i in range(len(checks))]
+    typed_scan = scan.with_columns(typed_exprs)
+    if table is c.REVIEWS:
+        if episodes is None:
+            raise ValueError("validating reviews needs the validated episodes")
+        typed_scan = _join_episodes(typed_scan, episodes)
     checked = collect_raw(
-        scan.with_columns(typed_exprs)
-        .with_columns(bad.alias(name) for name, (_, _, bad) in zip(flag_names, checks)),
+        typed_scan.with_columns(bad.alias(name) for name, (_, _, bad) in zip(flag_names, checks)),
         source,
     )
     if table.id_column:
@@ -226,7 +294,7 @@ def validate(source: Source, mapping: Mapping | None = None) -> Validated:
     if not bad_rows.any():
         frame = _add_absent_columns(checked.select(typed_columns), table)
         empty = pl.DataFrame(schema=ERROR_SCHEMA)
-        return Validated(source, frame, empty, checked.height, checked.head(0).select(ROW))
+        return Validated(source, frame, empty, checked.height, checked.head(0).select(ROW), present)
 
     label = str(source.path)
     errors = [
@@ -243,7 +311,7 @@ def validate(source: Source, mapping: Mapping | None = None) -> Validated:
     errors_df = pl.concat(errors).sort("row", maintain_order=True)
     rejected = checked.filter(bad_rows).select(pl.col(ROW), *[_as_read(col.name, strings) for col in columns])
     frame = _add_absent_columns(checked.filter(~bad_rows).select(typed_columns), table)
-    return Validated(source, frame, errors_df, checked.height, rejected)
+    return Validated(source, frame, errors_df, checked.height, rejected, present)
 
 
 def _add_absent_columns(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
@@ -251,7 +319,8 @@ def _add_absent_columns(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
     missing = [col for col in table.columns if col.name not in frame.columns]
     if not missing:
         return frame
-    dtypes = {"code": lambda col: pl.Enum(col.codes), "date": lambda col: pl.Date, "number": lambda col: pl.Float64}
+    dtypes = {"code": lambda col: pl.Enum(col.codes), "date": lambda col: pl.Date, "number": lambda col: pl.Float64,
+              "days": lambda col: pl.Int16}
     return frame.with_columns(
         pl.lit(None, dtype=dtypes.get(col.kind, lambda col: pl.String)(col)).alias(col.name) for col in missing
     )

@@ -1,4 +1,4 @@
-"""The contract's metrics (§4) at LA level: pure Polars, LazyFrames in, DataFrames out.
+"""The contract's §4 metrics at LA level: pure Polars, LazyFrames in, DataFrames out.
 
 Each function returns one row per LA and category with `numerator` and
 `denominator` (and what the area roll-up needs besides); `areas` then adds
@@ -13,10 +13,10 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from . import contract as c
-from .areas import SMALL_TABLES
-from .people import ocu_group, substance_group
-from .periods import Period, add_months
+from .. import contract as c
+from ..areas import SMALL_TABLES
+from ..people import ocu_group, substance_group
+from ..periods import Period, add_months
 
 GROUP_CATEGORIES = ("all", *c.SUBSTANCE_GROUPS)
 IN_TREATMENT_CATEGORIES = (*GROUP_CATEGORIES, "young_people")
@@ -37,7 +37,7 @@ def cube(people: pl.LazyFrame, episodes: pl.LazyFrame, period: Period, represent
     unpacked on the small result.
     """
     adults = pl.col("adult")
-    success = adults & _successful(period)
+    success = adults & successful(period)
     completed = success
     if representation_months > 0:
         returned = _returned(people.filter(success), episodes, period, representation_months)
@@ -213,7 +213,8 @@ def _died(period: Period) -> pl.Expr:
     return _ended((c.DIED,), period)
 
 
-def _successful(period: Period) -> pl.Expr:
+def successful(period: Period) -> pl.Expr:
+    """Per person: the index episode ended successfully by the period end."""
     return _ended(c.SUCCESSFUL_DISCHARGES, period)
 
 
@@ -304,7 +305,7 @@ def last_representation_window_end(people: pl.LazyFrame, period: Period, represe
     if representation_months <= 0:
         return None
     latest = (
-        people.filter(pl.col("adult") & _successful(period))
+        people.filter(pl.col("adult") & successful(period))
         .select(pl.col("discharge_date").max())
         .collect()
         .item()

@@ -1,0 +1,156 @@
+"""Recovery outcomes from Treatment Outcomes Profile interviews (contract §9): progress, housing, employment.
+
+Pure Polars: the period's people (`people.people_in_treatment`, carrying the
+index episode's own substances) and the valid TOPs in, one row per LA and
+category out (`la_code`, `category`, `numerator`, `denominator`). Only TOPs of a
+person's index episode count. Three TOPs are picked per index episode:
+
+* *start TOP*: the earliest with stage `start`, ties to the smallest
+  review_id; it is the start TOP even when its values are null;
+* *latest review*: the latest with stage `review` or `exit` dated in the
+  period and on a strictly later date than the start TOP, ties to the
+  greatest review_id (an `exit` TOP on an episode still open is a review);
+* *latest TOP*: the latest of any stage dated in the period, ties to the
+  greatest review_id; housing and employment read its value, and a null
+  value leaves the person out of that denominator (no fall-back).
+
+Ids are compared as text, as episode ids are for index episodes.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .. import contract as c
+from ..areas import SMALL_TABLES
+from ..people import substance_group
+from ..periods import Period
+from .treatment import successful
+
+SUBSTANCE_COLUMNS = ("substance_1", "substance_2", "substance_3")
+_ORDER = ["episode_id", "review_date", "review_id"]
+_LA_COLUMNS = ["la_code", "category", "numerator", "denominator"]
+
+
+def _adults(people: pl.LazyFrame) -> pl.LazyFrame:
+    return people.filter(pl.col("adult"))
+
+
+def _tops_of(reviews: pl.LazyFrame, adults: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+    """The TOPs of the adults' index episodes: episode_id, review_id, review_date, stage and `columns`."""
+    return reviews.select("episode_id", "review_id", "review_date", "stage", *columns).join(
+        adults.select("episode_id"), on="episode_id", how="semi"
+    )
+
+
+def _pick(tops: pl.LazyFrame, keep: str) -> pl.LazyFrame:
+    """One TOP per episode: the first or last by review_date, then review_id (as text)."""
+    return tops.sort(_ORDER).unique("episode_id", keep=keep, maintain_order=False)
+
+
+def latest_top(tops: pl.LazyFrame, period: Period) -> pl.LazyFrame:
+    """Per episode, the latest TOP of any stage dated in the period."""
+    return _pick(tops.filter(pl.col("review_date").is_between(period.start, period.end)), "last")
+
+
+def progress(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period, reduction_days: int) -> pl.DataFrame:
+    """Adults showing substantial progress (completed without acute housing, or improving), over adults.
+
+    Categories: `all` and the four substance groups (of the period's substance union, like every
+    adult metric). *Completed*: the index episode ended successfully by the period end, and its
+    latest TOP on or before the end (any stage, any date) does not record acute housing (no TOP,
+    or a null housing, is not acute). *Improving*: the index episode is open at the end, has a
+    start TOP and a latest review, and over the index episode's own substances with a TOP column
+    and a value in both, there is at least one, and each is 0 at the review or fell by at least
+    `reduction_days`.
+    """
+    adults = _adults(people).with_columns(substance_group().cast(pl.String).alias("category"))
+    tops = _tops_of(reviews, adults, [*c.DAYS_COLUMNS, "housing"])
+
+    last_by_end = _pick(tops.filter(pl.col("review_date") <= period.end), "last").select(
+        "episode_id", (pl.col("housing") == "acute").fill_null(False).alias("_acute")
+    )
+    start = _pick(tops.filter(pl.col("stage") == "start"), "first").select(
+        "episode_id", pl.col("review_date").alias("_start_date"),
+        *[pl.col(d).alias(f"_start_{d}") for d in c.DAYS_COLUMNS],
+    )
+    review = _pick(
+        tops.filter(pl.col("stage").is_in(["review", "exit"]) & pl.col("review_date").is_between(period.start, period.end))
+        .join(start.select("episode_id", "_start_date"), on="episode_id", how="inner")
+        .filter(pl.col("review_date") > pl.col("_start_date")),
+        "last",
+    ).select("episode_id", *[pl.col(d).alias(f"_latest_{d}") for d in c.DAYS_COLUMNS])
+
+    def cites(column: str) -> pl.Expr:
+        codes = [s for s, d in c.TOP_DAYS.items() if d == column]
+        return pl.any_horizontal(pl.col(s).cast(pl.String).is_in(codes).fill_null(False) for s in SUBSTANCE_COLUMNS)
+
+    usable, good = [], []
+    for d in c.DAYS_COLUMNS:
+        first, latest = pl.col(f"_start_{d}"), pl.col(f"_latest_{d}")
+        used = cites(d) & first.is_not_null() & latest.is_not_null()
+        usable.append(used)
+        good.append(~used | (latest == 0) | ((first - latest) >= reduction_days))
+    still_open = pl.col("discharge_date").is_null() | (pl.col("discharge_date") > period.end)
+    improving = still_open & pl.col("_has_review") & pl.any_horizontal(usable) & pl.all_horizontal(good)
+    completed = successful(period) & ~pl.col("_acute").fill_null(False)
+
+    per_person = (
+        adults.select("episode_id", "la_code", "category", "discharge_date", "discharge_reason", *SUBSTANCE_COLUMNS)
+        .join(last_by_end, on="episode_id", how="left")
+        .join(start, on="episode_id", how="left")
+        .join(review.with_columns(pl.lit(True).alias("_has_review")), on="episode_id", how="left")
+        .with_columns(pl.col("_has_review").fill_null(False))
+        .select("la_code", "category", (completed | improving.fill_null(False)).alias("_progress"))
+    )
+    return _by_group(per_person, "_progress")
+
+
+def _by_group(per_person: pl.LazyFrame, flag: str) -> pl.DataFrame:
+    """`all` and each substance group per LA: people with `flag` over people."""
+    groups = per_person.group_by("la_code", "category").agg(
+        pl.col(flag).sum().cast(pl.Int64).alias("numerator"), pl.len().cast(pl.Int64).alias("denominator")
+    )
+    everyone = groups.group_by("la_code").agg(pl.col("numerator").sum(), pl.col("denominator").sum())
+    return pl.concat([everyone.with_columns(pl.lit("all").alias("category")).select(_LA_COLUMNS),
+                      groups.select(_LA_COLUMNS)]).collect(engine=SMALL_TABLES)
+
+
+def _latest_counts(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period,
+                   categories: dict[str, tuple[str, pl.Expr]]) -> pl.DataFrame:
+    """Per LA and category: adults whose latest TOP meets the category's test, over those whose column is set.
+
+    `categories`: category -> (column, test on that column's non-null value).
+    """
+    adults = _adults(people)
+    columns = sorted({column for column, _ in categories.values()})
+    latest = latest_top(_tops_of(reviews, adults, columns), period)
+    joined = adults.select("episode_id", "la_code").join(latest, on="episode_id", how="inner")
+    aggs = []
+    for category, (column, test) in categories.items():
+        known = pl.col(column).is_not_null()
+        aggs += [(known & test).sum().cast(pl.Int64).alias(f"{category}|numerator"),
+                 known.sum().cast(pl.Int64).alias(f"{category}|denominator")]
+    wide = joined.group_by("la_code").agg(aggs).collect(engine=SMALL_TABLES)
+    return pl.concat([
+        wide.select("la_code", pl.lit(category).alias("category"), pl.col(f"{category}|numerator").alias("numerator"),
+                    pl.col(f"{category}|denominator").alias("denominator"))
+        for category in categories
+    ])
+
+
+def housing(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period) -> pl.DataFrame:
+    """Adults whose latest TOP records an acute housing problem / no housing problem, over those it records."""
+    return _latest_counts(people, reviews, period, {
+        "acute": ("housing", pl.col("housing") == "acute"),
+        "no_problem": ("housing", pl.col("housing") == "none"),
+    })
+
+
+def employment(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period) -> pl.DataFrame:
+    """Adults whose latest TOP records at least a day of paid work / voluntary work / education."""
+    return _latest_counts(people, reviews, period, {
+        "paid_work": ("paid_work_days", pl.col("paid_work_days") >= 1),
+        "voluntary_work": ("volunteer_days", pl.col("volunteer_days") >= 1),
+        "education": ("education_days", pl.col("education_days") >= 1),
+    })
