@@ -284,7 +284,7 @@ def test_proportions_bounds_rollups_and_intervals(tmp_path_factory, spec):
     results = {}
     for command in COMMANDS:
         results.update(compute(folder, command))
-    assert set(results) == set(c.METRICS)
+    assert set(results) == set(c.METRICS[:6])  # the v1 metrics: these extracts have no TOPs or hcv_* columns
     geo = dict(lookup().select("la_code", "region_code").iter_rows())
 
     for metric, rows in results.items():

@@ -290,7 +290,7 @@ def test_commands_need_the_reviews_table(tmp_path):
     for command in ("progress", "housing", "employment"):
         r = run(folder, command)
         assert r.exit_code == 1, command
-        assert "no reviews table" in r.stderr and "Traceback" not in r.stderr
+        assert "no reviews.csv or reviews.parquet" in r.stderr and "Traceback" not in r.stderr
     report = cli("report", "--data", folder, "--period-end", END, "--baseline-end", "none", "-f", "json")
     assert report.exit_code == 0
     assert "progress left out of the report" in report.stderr

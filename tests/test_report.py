@@ -26,7 +26,8 @@ from conftest import (
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "data" / "benchmarks" / "ohid_2023-09.csv"
 ARTIFACTS = ROOT / "test-artifacts"
-SINGLE = ["in-treatment", "unmet-need", "continuity", "deaths", "completions"]
+SINGLE = ["in-treatment", "unmet-need", "continuity", "deaths", "completions", "progress", "housing", "employment",
+          "hepatitis-c"]
 
 
 def _without_count(result: dict) -> dict:
@@ -45,7 +46,7 @@ def test_report_json_is_the_union_of_the_single_commands(extra):
     single = [r for command in SINGLE for r in _results(cli(command, "-f", "json", *extra).json)]
     # Each output counts the figures it suppressed in its own line; everything else is the same.
     assert [_without_count(r) for r in report.json["results"]] == [_without_count(r) for r in single]
-    assert report.json["contract"] == 1
+    assert report.json["contract"] == 2
 
 
 def test_report_ndjson_rows_match_the_json(extract_dir):
@@ -211,7 +212,7 @@ def test_html_report_is_self_contained_and_renders_in_a_real_browser(tmp_path):
     for text in ("Drug and alcohol treatment outcomes — Calderdale", "Unmet need", "Calderdale",
                  "Yorkshire and The Humber", "England", expected, "Trend (rolling 12 months", "<svg"):
         assert text in dom, text
-    assert dom.count("<svg") == 6  # one trend chart per metric
+    assert dom.count("<svg") == 10  # one trend chart per metric (six of v1, four of v2)
 
 
 def test_report_table_has_sections_and_change_column():

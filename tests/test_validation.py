@@ -8,6 +8,7 @@ import pytest
 
 from conftest import CALDERDALE, cli, episode, estimate, release, row, rows_of, write_extract, write_table
 from cdp_metrics.contract import EPISODES
+from conftest import V1_EPISODE_COLUMNS as V1_COLUMNS
 
 END = "2023-09-30"
 GOOD = [episode(f"G{i}", "2023-01-01", episode_id=f"GOOD{i}") for i in range(6)]
@@ -222,13 +223,13 @@ def test_parquet_gives_the_same_figures_as_csv(extract_dir, tmp_path):
     "content, message",
     [
         (b"", "empty file"),
-        (",".join(EPISODES.column_names).encode() + b"\n", "empty input"),
+        (",".join(V1_COLUMNS).encode() + b"\n", "empty input"),
         (b"\x00\x01\x02\xff\xfe binary noise", "missing required column"),
-        (",".join(EPISODES.column_names).encode() + b"\nE1,C1,E08000033,M,3\xff\xfe,heroin,,,,2023-01-01,,\n",
+        (",".join(V1_COLUMNS).encode() + b"\nE1,C1,E08000033,M,3\xff\xfe,heroin,,,,2023-01-01,,\n",
          "unreadable"),
-        (",".join(EPISODES.column_names).encode() + b"\nE1,C1,E08000033,M,34,heroin,,,,2023-01-01\n",
+        (",".join(V1_COLUMNS).encode() + b"\nE1,C1,E08000033,M,34,heroin,,,,2023-01-01\n",
          "line 2: 10 fields where the header has 12"),
-        (",".join(EPISODES.column_names).encode() + b"\nE1,C1,E08000033,M,34,heroin,,,,2023-01-01,,,extra\n",
+        (",".join(V1_COLUMNS).encode() + b"\nE1,C1,E08000033,M,34,heroin,,,,2023-01-01,,,extra\n",
          "line 2: 13 fields"),
     ],
     ids=["zero bytes", "header only", "binary", "bad utf-8", "truncated line", "extra field"],

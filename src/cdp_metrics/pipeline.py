@@ -443,6 +443,23 @@ def unavailable(step: Callable[[Extract], list[Result]], extract: Extract) -> st
     return None
 
 
+def available(command: str, extract: Extract) -> tuple:
+    """The command's steps the extract can give: a report leaves the others out with a warning; a single
+    command cannot do without its data (InputError, exit 1)."""
+    steps = []
+    for step in COMMANDS[command]:
+        missing = unavailable(step, extract)
+        if missing and command != "report":
+            if step.__name__ in _NEEDS_TABLE:
+                extract.table(_NEEDS_TABLE[step.__name__])  # the missing table's own error
+            raise InputError(f"{missing}: {command} cannot be computed")
+        if missing:
+            extract.note(f"{missing}: {step.__name__.replace('_', ' ')} left out of the report")
+        else:
+            steps.append(step)
+    return tuple(steps)
+
+
 def linked_steps(steps, extract: Extract) -> tuple:
     """The other steps whose metrics disclosure control protects with `steps`' (whose tables exist)."""
     groups = {m for step in steps for m in disclosure.linked_group(step.__name__)}
@@ -464,11 +481,7 @@ def run(command: str, options: RunOptions, warn: Callable[[str], None] | None = 
     """Run one command's metrics over one read of the extract."""
     extract = Extract(options, warn)
     extract.check_las()
-    for step in COMMANDS[command]:
-        missing = unavailable(step, extract)
-        if missing:
-            raise InputError(f"{missing}: {command} cannot be computed")
-    results, counts = period_results(extract, COMMANDS[command])
+    results, counts = period_results(extract, available(command, extract))
     line = suppression_note([counts])
     for result in results:
         result.warnings.extend(line)

@@ -21,7 +21,7 @@ from . import contract as c
 from .errors import InputError, UsageError
 from .periods import Period, add_months
 from .io import read_side_table
-from .pipeline import COMMANDS, Extract, RunOptions, period_results, suppression_note, unavailable
+from .pipeline import Extract, RunOptions, available, period_results, suppression_note
 from .result import Result
 
 DEFAULT_BASELINE_END = date(2022, 3, 31)  # the outcomes framework's baseline: 12 months to March 2022
@@ -230,14 +230,7 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
 
 def _all_metrics(extract: Extract) -> tuple[list[Result], tuple[set, set]]:
     """Every metric the extract can give, published; a metric whose table or columns are missing is left out."""
-    steps = []
-    for fn in COMMANDS["report"]:
-        missing = unavailable(fn, extract)
-        if missing:
-            extract.note(f"{missing}: {fn.__name__.replace('_', ' ')} left out of the report")
-            continue
-        steps.append(fn)
-    return period_results(extract, tuple(steps))
+    return period_results(extract, available("report", extract))
 
 
 def _covers(extract: Extract, period: Period) -> tuple[bool, str]:
