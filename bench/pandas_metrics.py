@@ -128,12 +128,16 @@ def bad_code(col: pd.Series, codes: list[str]) -> pd.Series:
     return col.notna() & ~col.isin(codes)
 
 
-def bad_whole(value: pd.Series, top: int) -> pd.Series:
-    """Not a whole number from 0 to `top` (text: digits, optionally followed by `.0`)."""
-    num = pd.to_numeric(value, errors="coerce")
-    ok = num.between(0, top) & (num == np.floor(num))
+def bad_whole(value: pd.Series, top: int, keep: dict | None = None) -> pd.Series:
+    """Not a whole number from 0 to `top` (text: digits, optionally followed by `.0`); the numbers go to keep[name]."""
     if pd.api.types.is_string_dtype(value):
-        ok &= value.str.fullmatch(r"[0-9]+(\.0*)?").fillna(False)
+        shape = value.str.fullmatch(r"[0-9]+(\.0*)?").fillna(False).astype(bool)
+        num = value.where(shape).astype("float64")  # faster than pd.to_numeric once the shape is known
+    else:
+        num = pd.to_numeric(value, errors="coerce")
+    if keep is not None:
+        keep[value.name] = num
+    ok = num.between(0, top) & (num == np.floor(num))
     return value.notna() & ~ok.fillna(False).astype(bool)
 
 
@@ -196,11 +200,12 @@ def load(data: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str
     rev = None
     if (path := find(data, "reviews", required=False)) is not None:
         rev, bad = read(data, "reviews", path)
+        numbers: dict[str, pd.Series] = {}
         for c in ("review_id", "client_id", "episode_id", "review_date", "stage"):
             bad |= rev[c].isna()
         bad |= bad_code(rev["stage"], STAGES) | bad_code(rev["housing"], HOUSING)
         for c in (*TOP_SUBSTANCES, *WORK_DAYS):
-            bad |= bad_whole(rev[c], 28)
+            bad |= bad_whole(rev[c], 28, numbers)
         bad |= rev["review_id"].notna() & rev["review_id"].duplicated()
         # the episode: a valid row (valid episode ids are unique), same client, triaged on or before the review
         episode = rev[["episode_id"]].merge(ep[["episode_id", "client_id", "triage_date"]], on="episode_id",
@@ -211,7 +216,7 @@ def load(data: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str
         rejected["reviews"] = int(bad.sum())
         rev = rev[~bad].copy()
         for c in (*TOP_SUBSTANCES, *WORK_DAYS):
-            rev[c] = pd.to_numeric(rev[c]).astype("Int64")
+            rev[c] = numbers[c][~bad]
     return ep, rel, prev, rev, rejected
 
 
@@ -262,45 +267,59 @@ def by_group(adults: pd.DataFrame, flag: str, metric: str) -> pd.DataFrame:
 
 
 def latest(tops: pd.DataFrame, first: bool = False) -> pd.DataFrame:
-    """One TOP per episode: the latest by review_date then review_id (the earliest, by both, if `first`)."""
-    ordered = tops.sort_values(["episode_id", "review_date", "review_id"])
-    return ordered.drop_duplicates("episode_id", keep="first" if first else "last").set_index("episode_id")
+    """One TOP per person (column _p): the latest by review_date then review_id (the earliest, by both, if `first`)."""
+    ordered = tops.sort_values(["_p", "review_date", "review_id"])
+    return ordered.drop_duplicates("_p", keep="first" if first else "last").set_index("_p")
+
+
+def spread(top: pd.DataFrame, column: str, n: int) -> np.ndarray:
+    """`column` of one-TOP-per-person `top` as an array over the n people (NaN / None where they have none)."""
+    values = top[column]
+    if pd.api.types.is_numeric_dtype(values):
+        out = np.full(n, np.nan)
+        out[top.index.to_numpy()] = values.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        out = np.full(n, None, dtype=object)
+        out[top.index.to_numpy()] = values.astype(object).where(values.notna(), None).to_numpy()
+    return out
 
 
 def top_outcomes(adults: pd.DataFrame, rev: pd.DataFrame, start, end, reduction_days: int) -> pd.DataFrame:
     """Per adult (index episode): completed / improving (§9 progress) and the latest TOP's housing and work days."""
-    mine = rev[rev["episode_id"].isin(adults["episode_id"])]
+    a = adults.reset_index(drop=True)
+    n = len(a)
+    pos = pd.Index(a["episode_id"]).get_indexer(rev["episode_id"])  # the adult whose index episode it is, or -1
+    mine = rev[pos >= 0].assign(_p=pos[pos >= 0])
     in_period = mine[mine["review_date"].between(start, end)]
     first = latest(mine[mine["stage"] == "start"], first=True)           # start TOP, values null or not
-    after = in_period["review_date"] > in_period["episode_id"].map(first["review_date"])
-    review = latest(in_period[in_period["stage"].isin(["review", "exit"]) & after.fillna(False)])
+    start_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    start_date[first.index.to_numpy()] = first["review_date"].to_numpy(dtype="datetime64[ns]")
+    after = in_period["review_date"].to_numpy(dtype="datetime64[ns]") > start_date[in_period["_p"].to_numpy()]
+    review = latest(in_period[in_period["stage"].isin(["review", "exit"]).to_numpy() & after])
     last_top = latest(in_period)                                          # latest TOP in the period
     completion_top = latest(mine[mine["review_date"] <= end])            # latest TOP on or before the end, any date
 
-    a = adults.set_index("episode_id")
-    out = pd.DataFrame(index=a.index)
-    successful = a["discharge_reason"].isin(SUCCESSFUL) & (a["discharge_date"] <= end)
-    acute = (completion_top["housing"].reindex(a.index) == "acute").fillna(False).astype(bool)
-    out["completed"] = successful & ~acute
+    out = pd.DataFrame({"la_code": a["la_code"], "substance_group": a["substance_group"]})
+    successful = (a["discharge_reason"].isin(SUCCESSFUL) & (a["discharge_date"] <= end)).to_numpy()
+    out["completed"] = successful & (spread(completion_top, "housing", n) != "acute")
 
-    open_at_end = a["discharge_date"].isna() | (a["discharge_date"] > end)
-    has_both = a.index.isin(first.index) & a.index.isin(review.index)
-    any_pair = pd.Series(False, index=a.index)
-    all_ok = pd.Series(True, index=a.index)
+    open_at_end = (a["discharge_date"].isna() | (a["discharge_date"] > end)).to_numpy()
+    has_both = np.zeros(n, dtype=bool)
+    has_both[first.index.intersection(review.index).to_numpy()] = True
+    top_of = {s: a[s].map(TOP_COLUMN).to_numpy(dtype=object) for s in SUBS}  # the index episode's own substances
+    any_pair, all_ok = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
     for column in TOP_SUBSTANCES:
-        cites = a[SUBS].isin([s for s, c in TOP_COLUMN.items() if c == column]).any(axis=1)
-        s0 = first[column].reindex(a.index)
-        s1 = review[column].reindex(a.index)
-        pair = cites & s0.notna() & s1.notna()
-        ok = ((s1 == 0) | (s0 - s1 >= reduction_days)).fillna(False).astype(bool)
+        cites = np.logical_or.reduce([top_of[s] == column for s in SUBS])
+        s0, s1 = spread(first, column, n), spread(review, column, n)
+        pair = cites & ~np.isnan(s0) & ~np.isnan(s1)
+        with np.errstate(invalid="ignore"):
+            ok = (s1 == 0) | (s0 - s1 >= reduction_days)
         any_pair |= pair
         all_ok &= ~pair | ok
     out["improving"] = open_at_end & has_both & any_pair & all_ok
     for column in ("housing", *WORK_DAYS):
-        out[f"latest_{column}"] = last_top[column].reindex(a.index)
-    out["la_code"] = a["la_code"]
-    out["substance_group"] = a["substance_group"]
-    return out.reset_index(drop=True)
+        out[f"latest_{column}"] = spread(last_top, column, n)
+    return out
 
 
 def la_rows(ep, rel, prev, people, start, end, representation_months: int = 6, rev: pd.DataFrame | None = None,
