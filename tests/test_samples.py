@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date
 from pathlib import Path
@@ -26,7 +27,15 @@ LAS = [
 PEOPLE = 3_000
 END = date(2024, 3, 31)
 PERIOD_START = date(2023, 4, 1)
-TABLE_NAMES = (c.EPISODES.name, c.RELEASES.name, c.PREVALENCE.name)
+TABLE_NAMES = (c.EPISODES.name, c.RELEASES.name, c.PREVALENCE.name, c.REVIEWS.name)
+V1_EPISODE_COLUMNS = [name for name in c.EPISODES.column_names if name not in c.HCV_COLUMNS]
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "samples"
+# `make sample` (Makefile): the arguments the bundled sample is generated with.
+MAKE_SAMPLE = dict(people=30_000, seed=2023, end=date(2024, 3, 31), years=5, la_codes=[
+    "E08000033", "E08000035", "E08000034", "E08000032", "E08000039", "E06000010",
+    "E08000003", "E08000012", "E06000052", "E09000033", "E08000025", "E10000016",
+])
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -53,8 +62,13 @@ def prevalence(extract) -> pl.DataFrame:
     return pl.read_csv(extract / "prevalence.csv", infer_schema=False)
 
 
+@pytest.fixture(scope="module")
+def reviews(extract) -> pl.DataFrame:
+    return pl.read_csv(extract / "reviews.csv", infer_schema=False)
+
+
 def _typed_episodes(episodes: pl.DataFrame) -> pl.DataFrame:
-    dates = ("referral_date", "triage_date", "discharge_date")
+    dates = ("referral_date", "triage_date", "discharge_date", "hcv_offered", "hcv_tested", "hcv_treatment_started")
     return episodes.with_columns(pl.col("age").cast(pl.Int64), *(pl.col(d).str.to_date("%Y-%m-%d") for d in dates))
 
 
@@ -130,10 +144,12 @@ def test_rejects_bad_arguments(tmp_path):
 # --------------------------------------------------------------------- contract
 
 
-def test_columns_follow_the_contract(episodes, releases, prevalence):
+def test_columns_follow_the_contract(episodes, releases, prevalence, reviews):
     assert tuple(episodes.columns) == c.EPISODES.column_names
+    assert tuple(episodes.columns[-4:]) == c.HCV_COLUMNS  # appended after the v1 columns
     assert tuple(releases.columns) == c.RELEASES.column_names
     assert tuple(prevalence.columns) == c.PREVALENCE.column_names
+    assert tuple(reviews.columns) == c.REVIEWS.column_names
 
 
 def test_episodes_obey_every_contract_rule(episodes):
@@ -150,7 +166,7 @@ def test_episodes_obey_every_contract_rule(episodes):
         assert set(df[col].drop_nulls().unique()) <= set(c.SUBSTANCES), col
     assert set(df["discharge_reason"].drop_nulls().unique()) <= set(c.DISCHARGE_REASONS)
     assert df["age"].str.contains(r"^\d+$").all()
-    for col in ("referral_date", "triage_date", "discharge_date"):
+    for col in ("referral_date", "triage_date", "discharge_date", "hcv_offered", "hcv_tested", "hcv_treatment_started"):
         assert df[col].drop_nulls().str.contains(ISO.pattern).all(), col
 
     t = _typed_episodes(df)
@@ -173,11 +189,12 @@ def test_episodes_obey_every_contract_rule(episodes):
     assert f.filter((pl.col("discharge_reason") == "completed_alcohol_free") & ~pl.col("alcohol")).height == 0
 
 
-def test_ids_are_pseudonymous(episodes, releases):
+def test_ids_are_pseudonymous(episodes, releases, reviews):
     assert episodes["episode_id"].str.contains(r"^EP\d{7}$").all()
     assert episodes["client_id"].str.contains(r"^C[0-9A-F]{8}$").all()
     assert releases["release_id"].str.contains(r"^RL\d{7}$").all()
-    ids = set(episodes["episode_id"]) | set(releases["release_id"])
+    assert reviews["review_id"].str.contains(r"^TP\d{7}$").all()
+    ids = set(episodes["episode_id"]) | set(releases["release_id"]) | set(reviews["review_id"])
     clients = set(episodes["client_id"]) | set(releases["client_id"])
     assert not ids & clients
     # Client ids are not handed out in episode (or any sorted) order.
@@ -400,7 +417,7 @@ def test_people_spread_unequally_over_las(episodes):
 def test_parquet_round_trip_matches_csv(tmp_path):
     generate(tmp_path / "csv", people=1_000, seed=11, fmt="csv", la_codes=LAS)
     generate(tmp_path / "pq", people=1_000, seed=11, fmt="parquet", la_codes=LAS)
-    for table in (c.EPISODES, c.RELEASES, c.PREVALENCE):
+    for table in (c.EPISODES, c.RELEASES, c.PREVALENCE, c.REVIEWS):
         pq = pl.read_parquet(tmp_path / "pq" / f"{table.name}.parquet")
         csv = pl.read_csv(tmp_path / "csv" / f"{table.name}.csv", schema=pq.schema)
         assert tuple(pq.columns) == table.column_names
@@ -408,9 +425,264 @@ def test_parquet_round_trip_matches_csv(tmp_path):
         for col in table.columns:
             if col.kind == "date":
                 assert pq.schema[col.name] == pl.Date, col.name
-            elif col.kind == "age":
+            elif col.kind in ("age", "days"):
                 assert pq.schema[col.name].is_integer(), col.name
             elif col.kind == "number":
                 assert pq.schema[col.name] == pl.Float64, col.name
             else:
                 assert pq.schema[col.name] == pl.String, col.name
+
+
+# ------------------------------------------------- v1 columns untouched by §9
+
+# sha256 (first 16 hex digits) of the v1 columns as the generator wrote them before section 9
+# (git 292c9a0): the hepatitis C and TOP draws come from generators of their own, drawn last.
+V1_HASHES = {
+    # generate(people=3_000, seed=7, la_codes=LAS): the `extract` fixture
+    "fixture": {"episodes": "94572ad3ad9b50d7", "prison_releases": "e4a19e2aedf9c3b4",
+                "prevalence": "f01abb29d5ab0807"},
+    # `make sample`: the bundled sample
+    "bundled": {"episodes": "d7ef7c1c196db080", "prison_releases": "17f00dbb80b5926f",
+                "prevalence": "c3f5a64973ffb6b7"},
+}
+
+
+def _v1_hashes(folder: Path) -> dict[str, str]:
+    out = {}
+    for table in (c.EPISODES, c.RELEASES, c.PREVALENCE):
+        frame = pl.read_csv(folder / f"{table.name}.csv", infer_schema=False)  # text in, text out: the same bytes
+        v1 = [name for name in table.column_names if name not in c.HCV_COLUMNS]
+        out[table.name] = hashlib.sha256(frame.select(v1).write_csv().encode()).hexdigest()[:16]
+    return out
+
+
+def test_v1_columns_are_unchanged_by_the_section_9_draws(extract):
+    assert _v1_hashes(extract) == V1_HASHES["fixture"]
+
+
+def test_bundled_sample_is_what_make_sample_writes(tmp_path):
+    counts = generate(tmp_path, **MAKE_SAMPLE)
+    assert set(counts) == set(TABLE_NAMES)
+    for name in TABLE_NAMES:
+        assert (tmp_path / f"{name}.csv").read_bytes() == (SAMPLE / f"{name}.csv").read_bytes(), \
+            f"data/samples/{name}.csv is stale: run `make sample`"
+    assert _v1_hashes(SAMPLE) == V1_HASHES["bundled"]
+
+
+# ------------------------------------------------------------- §9 input rules
+
+
+def _bundled() -> tuple[pl.DataFrame, pl.DataFrame]:
+    return (pl.read_csv(SAMPLE / "episodes.csv", infer_schema=False),
+            pl.read_csv(SAMPLE / "reviews.csv", infer_schema=False))
+
+
+def _typed_reviews(reviews: pl.DataFrame) -> pl.DataFrame:
+    return reviews.with_columns(
+        pl.col("review_date").str.to_date("%Y-%m-%d"),
+        *(pl.col(name).cast(pl.Int64) for name in (*c.DAYS_COLUMNS, *c.WORK_COLUMNS)),
+    )
+
+
+def _joined(episodes: pl.DataFrame, reviews: pl.DataFrame) -> pl.DataFrame:
+    """Reviews (typed) with their episode's columns (typed, prefixed `ep_` where the names clash)."""
+    eps = _flags(_typed_episodes(episodes)).rename({"client_id": "ep_client_id"})
+    return _typed_reviews(reviews).join(eps, on="episode_id", how="left")
+
+
+def _check_review_rules(episodes: pl.DataFrame, reviews: pl.DataFrame, end: date = END) -> None:
+    r = reviews
+    assert r.height > 0
+    for col in c.REVIEWS.columns:
+        if not col.nullable:
+            assert r[col.name].null_count() == 0, col.name
+    assert r["review_id"].is_unique().all()
+    assert set(r["stage"].unique()) == set(c.STAGES)
+    assert set(r["housing"].drop_nulls().unique()) == set(c.HOUSING)
+    assert r["review_date"].str.contains(ISO.pattern).all()
+    for name in (*c.DAYS_COLUMNS, *c.WORK_COLUMNS):
+        values = r[name].drop_nulls()
+        assert values.len() > 0, name
+        assert values.str.contains(r"^\d+$").all(), name  # whole numbers, written as such
+        assert values.cast(pl.Int64).is_between(0, 28).all(), name
+
+    j = _joined(episodes, r)
+    assert j["triage_date"].null_count() == 0  # every episode_id is an episode
+    assert (j["client_id"] == j["ep_client_id"]).all()
+    assert (j["review_date"] >= j["triage_date"]).all()
+    assert j["review_date"].max() <= end
+    # Days of use only in the columns of the episode's own substances.
+    for name in c.DAYS_COLUMNS:
+        codes = [s for s, col in c.TOP_DAYS.items() if col == name]
+        own = pl.any_horizontal(pl.col(f"substance_{i}").is_in(codes).fill_null(False) for i in (1, 2, 3))
+        assert j.filter(~own & pl.col(name).is_not_null()).height == 0, name
+        assert j.filter(own)[name].null_count() < 0.1 * j.filter(own).height, name  # a few nulls only
+
+
+def _check_hcv_rules(episodes: pl.DataFrame, end: date = END) -> None:
+    t = _typed_episodes(episodes)
+    assert set(t["hcv_result"].drop_nulls().unique()) == set(c.HCV_RESULTS)
+    offered, tested = pl.col("hcv_offered"), pl.col("hcv_tested")
+    treated, result = pl.col("hcv_treatment_started"), pl.col("hcv_result")
+    assert t.filter(tested.is_not_null() & offered.is_null()).height == 0  # no test without an offer
+    assert t.filter(result.is_not_null() & tested.is_null()).height == 0  # no result without a test
+    assert t.filter(treated.is_not_null() & (result != "positive").fill_null(True)).height == 0
+    assert t.filter(tested < offered).height == 0
+    assert t.filter(treated < tested).height == 0
+    for name in ("hcv_offered", "hcv_tested", "hcv_treatment_started"):
+        assert t[name].max() <= end, name
+
+
+def test_reviews_obey_every_section_9_rule(episodes, reviews):
+    _check_review_rules(episodes, reviews)
+
+
+def test_hepatitis_c_columns_obey_every_section_9_rule(episodes):
+    _check_hcv_rules(episodes)
+
+
+def test_bundled_sample_obeys_every_section_9_rule():
+    episodes, reviews = _bundled()
+    _check_review_rules(episodes, reviews)
+    _check_hcv_rules(episodes)
+
+
+@pytest.mark.parametrize("seed, years, end", [(1, 1, date(2020, 2, 29)), (2, 10, date(2023, 12, 31)),
+                                              (3, 2, date(2024, 8, 31))])
+def test_section_9_rules_hold_for_other_arguments(tmp_path, seed, years, end):
+    generate(tmp_path, people=2_000, seed=seed, la_codes=LAS[:3], end=end, years=years)
+    episodes = pl.read_csv(tmp_path / "episodes.csv", infer_schema=False)
+    _check_review_rules(episodes, pl.read_csv(tmp_path / "reviews.csv", infer_schema=False), end)
+    _check_hcv_rules(episodes, end)
+
+
+# ------------------------------------------------------------------ §9 realism
+
+
+def _first_start(j: pl.DataFrame) -> pl.DataFrame:
+    return j.filter(pl.col("stage") == "start").sort("review_date", "review_id").group_by("episode_id").first()
+
+
+def _latest_later(j: pl.DataFrame) -> pl.DataFrame:
+    return j.filter(pl.col("stage") != "start").sort("review_date", "review_id").group_by("episode_id").last()
+
+
+def test_tops_per_episode_and_their_timing(episodes, reviews):
+    j = _joined(episodes, reviews)
+    eps = _typed_episodes(episodes)
+    assert 1.3 <= reviews.height / episodes.height <= 1.8  # about one and a half TOPs per episode
+    starts = j.filter(pl.col("stage") == "start")
+    assert 0.84 <= starts["episode_id"].n_unique() / episodes.height <= 0.91
+    closed = eps.filter(pl.col("discharge_date").is_not_null())
+    exits = j.filter((pl.col("stage") == "exit") & pl.col("discharge_date").is_not_null())
+    assert 0.52 <= exits["episode_id"].n_unique() / closed.height <= 0.68
+    # start TOPs at or shortly after triage, most on the day
+    after = (starts["review_date"] - starts["triage_date"]).dt.total_days()
+    assert after.max() <= 60 and (after == 0).mean() > 0.5
+    # six-monthly reviews while open: 6, 12, 18 ... months after triage, a fortnight either side
+    rev = j.filter(pl.col("stage") == "review").with_columns(
+        k=((pl.col("review_date") - pl.col("triage_date")).dt.total_days() / 182.6).round().cast(pl.Int64)
+    ).with_columns(due=pl.col("triage_date").dt.offset_by(pl.format("{}mo", 6 * pl.col("k"))))
+    assert rev.height > 0 and rev["k"].min() >= 1
+    off = (rev["review_date"] - rev["due"]).dt.total_days().abs()
+    clipped = rev["review_date"] == rev["discharge_date"].fill_null(END)
+    assert ((off <= 14) | clipped).all()
+    assert (rev["review_date"] <= rev["discharge_date"].fill_null(END)).all()
+    # exit TOPs at discharge, a few days either side
+    gap = (exits["review_date"] - exits["discharge_date"]).dt.total_days()
+    assert gap.is_between(-14, 10).all() and (gap == 0).mean() > 0.7
+    # the code paths of §9: several start TOPs, ties on a date, an exit TOP on an open episode
+    assert (starts.group_by("episode_id").len()["len"] > 1).sum() > 10
+    assert (j.group_by("episode_id", "review_date").len()["len"] > 1).sum() > 10
+    assert j.filter((pl.col("stage") == "exit") & pl.col("discharge_date").is_null()).height > 0
+    # completers have an exit TOP more often than drop-outs
+    has_exit = closed.with_columns(exit=pl.col("episode_id").is_in(exits["episode_id"].implode()))
+    success = has_exit.filter(pl.col("discharge_reason").is_in(list(c.SUCCESSFUL_DISCHARGES)))["exit"].mean()
+    assert success > has_exit.filter(pl.col("discharge_reason") == "dropped_out")["exit"].mean() + 0.2
+
+
+def test_days_of_use_start_high_and_completers_improve_most(episodes, reviews):
+    j = _joined(episodes, reviews).filter(pl.col("age") >= c.ADULT_AGE)
+    j = j.with_columns(main=pl.col("substance_1").replace_strict(c.TOP_DAYS, default=None))
+    start = _first_start(j)
+    opiates = start.filter(pl.col("main") == "days_opiates")["days_opiates"].drop_nulls()
+    alcohol = start.filter(pl.col("main") == "days_alcohol")["days_alcohol"].drop_nulls()
+    assert (opiates >= 20).mean() >= 0.6 and opiates.mean() >= 17
+    assert (alcohol >= 15).mean() >= 0.7 and alcohol.mean() >= 15
+
+    latest = _latest_later(j)
+    pairs = pl.concat(
+        start.filter(pl.col("main") == name).select("episode_id", "discharge_reason", s=pl.col(name))
+        .join(latest.select("episode_id", l=pl.col(name)), on="episode_id")
+        for name in c.DAYS_COLUMNS
+    ).drop_nulls(["s", "l"])
+    shares = pairs.group_by(
+        pl.when(pl.col("discharge_reason").is_in(list(c.SUCCESSFUL_DISCHARGES))).then(pl.lit("completed"))
+        .when(pl.col("discharge_reason") == "dropped_out").then(pl.lit("dropped_out"))
+        .otherwise(pl.lit("other")).alias("who")
+    ).agg(
+        n=pl.len(),
+        abstinent=(pl.col("l") == 0).mean(),
+        improved=((pl.col("l") == 0) | (pl.col("s") - pl.col("l") >= 7)).mean(),
+        a_little=((pl.col("s") - pl.col("l")).is_between(1, 6) & (pl.col("l") > 0)).mean(),
+        worse=(pl.col("l") > pl.col("s")).mean(),
+    )
+    by = {row["who"]: row for row in shares.iter_rows(named=True)}
+    done, dropped = by["completed"], by["dropped_out"]
+    assert done["n"] > 100 and dropped["n"] > 100
+    assert done["improved"] >= 0.65 and dropped["improved"] <= 0.5
+    assert done["improved"] - dropped["improved"] >= 0.3
+    assert done["abstinent"] > 2 * dropped["abstinent"] > 0
+    assert dropped["worse"] >= 0.1 and done["worse"] < dropped["worse"]
+    assert dropped["a_little"] >= 0.1
+
+
+def test_housing_and_work_shares(episodes, reviews):
+    j = _joined(episodes, reviews).filter(pl.col("age") >= c.ADULT_AGE)
+    start = _first_start(j)
+    assert 0.005 <= start["housing"].null_count() / start.height <= 0.06
+    h = start.filter(pl.col("housing").is_not_null())
+    share = {k: (h["housing"] == k).mean() for k in c.HOUSING}
+    assert 0.74 <= share["none"] <= 0.86
+    assert 0.08 <= share["at_risk"] <= 0.17
+    assert 0.04 <= share["acute"] <= 0.10
+    acute = h.group_by("opiate").agg((pl.col("housing") == "acute").mean().alias("acute"))
+    acute = dict(zip(acute["opiate"], acute["acute"]))
+    assert acute[True] > 1.5 * acute[False]
+    latest = _latest_later(j).filter(pl.col("housing").is_not_null())
+    assert (latest["housing"] == "acute").mean() < share["acute"]
+    assert (latest["housing"] == "none").mean() > share["none"] - 0.03
+
+    def working(frame, name):
+        values = frame[name].drop_nulls()
+        return (values >= 1).mean()
+
+    for name, (low, high) in {"paid_work_days": (0.12, 0.28), "volunteer_days": (0.02, 0.07),
+                              "education_days": (0.02, 0.08)}.items():
+        assert low <= working(start, name) <= high, name
+        assert 0.005 <= start[name].null_count() / start.height <= 0.06, name
+        assert (start[name].drop_nulls() == 0).mean() > 0.7, name
+    opiate, others = start.filter("opiate"), start.filter(~pl.col("opiate"))
+    assert working(opiate, "paid_work_days") < working(others, "paid_work_days")  # fewer among opiate clients
+
+
+def test_hepatitis_c_cascade_shares(episodes):
+    t = _flags(_typed_episodes(episodes)).filter(pl.col("age") >= c.ADULT_AGE)
+
+    def share(frame, num, den=None):
+        den_frame = frame if den is None else frame.filter(den)
+        return den_frame.filter(num).height / den_frame.height
+
+    offered, tested = pl.col("hcv_offered").is_not_null(), pl.col("hcv_tested").is_not_null()
+    positive, treated = pl.col("hcv_result") == "positive", pl.col("hcv_treatment_started").is_not_null()
+    opiate, others = t.filter("opiate"), t.filter(~pl.col("opiate"))
+    assert 0.80 <= share(t, offered) <= 0.95
+    assert share(opiate, offered) > share(others, offered)
+    assert 0.70 <= share(t, tested, offered) <= 0.85
+    assert 0.10 <= share(opiate, positive, tested) <= 0.20
+    assert 0.005 <= share(others, positive, tested) <= 0.03
+    assert 0.55 <= share(t, treated, positive) <= 0.80
+    assert 0.005 <= share(t, pl.col("hcv_result").is_null(), tested) <= 0.08  # a few results awaited
+    days = (t["hcv_offered"] - t["triage_date"]).dt.total_days().drop_nulls()
+    assert 0.02 <= (days < 0).mean() <= 0.15  # an offer may precede triage by a few days
+    assert days.min() >= -7 and (days <= 28).mean() >= 0.75  # most within the first weeks

@@ -647,52 +647,49 @@ def _prevalence_frame(rng, e, las, end) -> pl.DataFrame:
 
 # ------------------------------------------------------------------ hepatitis C
 
-_V2_SALT = 12345  # section 9 generators: SeedSequence([seed, _V2_SALT])
+_V2_SALT = 12345  # the section 9 generators: SeedSequence([seed, _V2_SALT]), apart from the v1 ones
 
-# Per person type: opiate, crack (no opiate), other adults, young people.
+# Per kind of client: opiate, crack (no opiate), other adults, young people.
 _HCV_OFFERED = (0.93, 0.89, 0.85, 0.60)
 _HCV_TESTED = (0.82, 0.78, 0.74, 0.60)  # of those offered
 _HCV_POSITIVE = (0.15, 0.05, 0.012, 0.005)  # of those tested with a result
-_HCV_TREATED = 0.74  # of positives (before the extract end cuts later starts off)
-
-
-def _hcv_type(e) -> np.ndarray:
-    cites = _cites(e["s1"], e["s2"], e["s3"])
-    kind = np.where(cites["opiate"], 0, np.where(cites["crack"], 1, 2))
-    return np.where(e["age"] < c.ADULT_AGE, 3, kind)
+_HCV_TREATED = 0.72  # of positives (before the extract end cuts later starts off)
 
 
 def _hepatitis_c(rng, e, end_day) -> dict[str, np.ndarray]:
-    """The cascade per episode: day numbers, with a `has_*` mask each (dates after `end_day` are not yet known)."""
+    """The cascade per episode: day numbers, each with a mask (False = null; dates after `end_day` are unknown)."""
     n = len(e["pid"])
-    kind = _hcv_type(e)
+    cites = _cites(e["s1"], e["s2"], e["s3"])
+    kind = np.where(e["age"] < c.ADULT_AGE, 3, np.where(cites["opiate"], 0, np.where(cites["crack"], 1, 2)))
     triage, discharge, closed = e["triage"], e["discharge"], e["closed"]
 
-    # Offer: a few at assessment just before triage, most within the first two weeks, some later.
-    u = rng.random(n)
+    # Offer: a few at assessment just before triage, most within the first two weeks, some later; short
+    # episodes are offered a test before discharge.
+    u = _u(rng, n)
     offset = np.select(
         [u < 0.08, u < 0.80, u < 0.95],
-        [-rng.integers(1, 8, n), rng.integers(0, 15, n), rng.integers(15, 61, n)],
-        rng.integers(61, 181, n),
+        [-rng.integers(1, 8, n, dtype=np.int16), rng.integers(0, 15, n, dtype=np.int16),
+         rng.integers(15, 61, n, dtype=np.int16)],
+        rng.integers(61, 181, n, dtype=np.int16),
     )
     offer = triage + offset
     during = triage + np.floor(rng.random(n) * (discharge - triage + 1)).astype(np.int64)
-    offer = np.where(closed & (offer > discharge), during, offer)  # short episodes: offered before discharge
-    offered = (rng.random(n) < np.asarray(_HCV_OFFERED)[kind]) & (offer <= end_day)
+    offer = np.where(closed & (offer > discharge), during, offer)
+    offered = (_u(rng, n) < np.asarray(_HCV_OFFERED)[kind]) & (offer <= end_day)
 
     # Test: a third on the day of the offer (dried blood spot), the others within weeks, before discharge.
-    same_day = rng.random(n) < 0.35
-    test = offer + np.where(same_day, 0, 1 + np.floor(rng.gamma(1.2, 12.0, n)).astype(np.int64))
+    wait = 1 + np.floor(rng.standard_gamma(1.2, n, dtype=np.float32) * 12.0).astype(np.int64)
+    test = offer + np.where(_u(rng, n) < 0.35, 0, wait)
     test = np.where(closed & (test > discharge), np.maximum(discharge, offer), test)
-    tested = offered & (rng.random(n) < np.asarray(_HCV_TESTED)[kind]) & (test <= end_day)
+    tested = offered & (_u(rng, n) < np.asarray(_HCV_TESTED)[kind]) & (test <= end_day)
 
     # Result: a few still awaited (mostly recent tests); positive far more often for opiate clients.
-    awaiting = ((test > end_day - 28) & (rng.random(n) < 0.5)) | (rng.random(n) < 0.02)
+    awaiting = ((test > end_day - 28) & (_u(rng, n) < 0.5)) | (_u(rng, n) < 0.02)
     has_result = tested & ~awaiting
-    positive = has_result & (rng.random(n) < np.asarray(_HCV_POSITIVE)[kind])
+    positive = has_result & (_u(rng, n) < np.asarray(_HCV_POSITIVE)[kind])
 
-    treat = test + 7 + np.floor(rng.gamma(2.0, 20.0, n)).astype(np.int64)
-    treated = positive & (rng.random(n) < _HCV_TREATED) & (treat <= end_day)
+    treat = test + 7 + np.floor(rng.standard_gamma(2.0, n, dtype=np.float32) * 20.0).astype(np.int64)
+    treated = positive & (_u(rng, n) < _HCV_TREATED) & (treat <= end_day)
     return {"offer": offer, "offered": offered, "test": test, "tested": tested,
             "has_result": has_result, "positive": positive, "treat": treat, "treated": treated}
 
@@ -729,12 +726,14 @@ _DAYS_START_MAIN = {
     "days_alcohol": (0.80, (15, 28), (4, 14)),
 }
 # Outcome at the latest TOP: abstinent, reduced by >= 7 days, reduced by 1-6, unchanged, worse;
-# rows: closed with a successful code, closed otherwise, open (the outcome statuses below).
+# rows: the outcome statuses (closed with a successful code, closed otherwise, open).
 _DAYS_OUTCOME = (
     (0.45, 0.33, 0.10, 0.07, 0.05),
     (0.08, 0.22, 0.20, 0.28, 0.22),
     (0.18, 0.32, 0.18, 0.18, 0.14),
 )
+# Change in days for each outcome: sign, then lowest change and how many values (abstinent: to 0).
+_DAYS_CHANGE = np.array([(0, 0, 1), (-1, 7, 22), (-1, 1, 6), (0, 0, 1), (1, 1, 10)])
 # Housing at start (none, at_risk, acute) for opiate clients and the others, and where it ends
 # up by the latest TOP (per outcome status; rows: from, columns: to).
 _HOUSING_START = ((0.72, 0.17, 0.11), (0.855, 0.10, 0.045))
@@ -764,53 +763,69 @@ def _add_months_days(days: np.ndarray, months: np.ndarray) -> np.ndarray:
     return first.astype(np.int64) + np.minimum(day_of_month, length - 1)
 
 
+def _u(rng, size) -> np.ndarray:
+    """Uniform draws in [0, 1) in single precision: enough for every share drawn with them, and faster."""
+    return rng.random(size, dtype=np.float32)
+
+
+def _sprinkle(rng, m: int, p: float) -> np.ndarray:
+    """A mask with about a share p of its m rows set, at random (drawing only the rows set)."""
+    mask = np.zeros(m, bool)
+    if m:
+        mask[rng.integers(0, m, rng.binomial(m, p))] = True
+    return mask
+
+
 def _pick(rng, table, index: np.ndarray) -> np.ndarray:
     """One category per row: row i is drawn with the probabilities `table[index[i]]` (each row sums to 1)."""
-    cdf = np.cumsum(np.asarray(table, dtype=float), axis=1)
-    u = rng.random(len(index))
+    cdf = np.cumsum(np.asarray(table, dtype=np.float32), axis=1)
+    u = _u(rng, len(index))
     out = np.zeros(len(index), dtype=np.int8)
     for k in range(cdf.shape[1] - 1):
-        out += u >= cdf[index, k]
+        out += u >= cdf[:, k][index]
     return out
 
 
 def _reviews(rng, e, end_day) -> dict:
     """TOP interviews: per TOP its episode (row index), day number and stage, sorted by episode and
-    date; per value column the values and a mask of answers given (False = null)."""
+    date; per answer column the values and a mask of the answers given (False = null)."""
     n = len(e["pid"])
     triage, closed, discharge, reason = e["triage"], e["closed"], e["discharge"], e["reason"]
     last = np.where(closed, discharge, end_day)  # TOPs during treatment are on or before this day
-    successful = np.isin(reason, [_REASON[r] for r in c.SUCCESSFUL_DISCHARGES])
-    status = np.where(~closed, 2, np.where(successful, 0, 1))  # completed, other discharge, open
+    successful = np.zeros(len(c.DISCHARGE_REASONS) + 1, bool)  # index -1 (open) reads the last slot
+    successful[[_REASON[r] for r in c.SUCCESSFUL_DISCHARGES]] = True
+    status = np.where(closed, np.where(successful[reason], 0, 1), 2).astype(np.int8)  # completed, other, open
 
     # Start TOPs: mostly on the triage day, the others within weeks (never after discharge or the end).
-    starts = np.flatnonzero(rng.random(n) < _TOP_START)
+    starts = np.flatnonzero(_u(rng, n) < _TOP_START)
     k = len(starts)
-    start_day = np.minimum(triage[starts] + np.where(rng.random(k) < 0.6, 0, rng.integers(1, 31, k)), last[starts])
-    pick = rng.random(k) < _TOP_SECOND_START
+    late = np.where(_u(rng, k) < 0.6, 0, rng.integers(1, 31, k, dtype=np.int16))
+    start_day = np.minimum(triage[starts] + late, last[starts])
+    pick = _u(rng, k) < _TOP_SECOND_START
     seconds = starts[pick]
-    second_day = np.where(rng.random(len(seconds)) < 0.4, start_day[pick],
-                          np.minimum(start_day[pick] + rng.integers(1, 22, len(seconds)), last[seconds]))
+    k = len(seconds)
+    later_day = np.minimum(start_day[pick] + rng.integers(1, 22, k, dtype=np.int16), last[seconds])
+    second_day = np.where(_u(rng, k) < 0.4, start_day[pick], later_day)
 
     # Six-monthly reviews while open: due 6, 12, 18 ... months after triage, a fortnight either side.
     due_max = np.maximum(last - triage, 0) // 181  # at least as many as can be due
     r_ep = np.repeat(np.arange(n), due_max)
     r_k = np.arange(len(r_ep)) - np.repeat(np.cumsum(due_max) - due_max, due_max) + 1
-    done = rng.random(len(r_ep)) < _TOP_REVIEW_DONE
+    done = _u(rng, len(r_ep)) < _TOP_REVIEW_DONE
     r_ep, r_k = r_ep[done], r_k[done]
     due = _add_months_days(triage[r_ep], 6 * r_k)
-    open_until = np.where(closed, discharge, end_day + 1)[r_ep]
-    r_day = np.minimum(due + rng.integers(-14, 15, len(r_ep)), last[r_ep])
-    keep = due < open_until
+    r_day = np.minimum(due + rng.integers(-14, 15, len(r_ep), dtype=np.int16), last[r_ep])
+    keep = due < np.where(closed, discharge, end_day + 1)[r_ep]
     r_ep, r_day = r_ep[keep], r_day[keep]
 
     # Exit TOPs at discharge: mostly that day, a few a little before or after.
-    exits = np.flatnonzero(closed & (rng.random(n) < np.asarray(_TOP_EXIT)[np.maximum(reason, 0)]))
+    exits = np.flatnonzero(closed & (_u(rng, n) < np.asarray(_TOP_EXIT, dtype=np.float32)[reason]))  # open: -1
     k = len(exits)
-    u = rng.random(k)
+    u = _u(rng, k)
     d = discharge[exits]
-    exit_day = np.where(u < 0.80, d, np.where(u < 0.92, np.maximum(d - rng.integers(1, 15, k), triage[exits]),
-                                              np.minimum(d + rng.integers(1, 11, k), end_day)))
+    before = np.maximum(d - rng.integers(1, 15, k, dtype=np.int16), triage[exits])
+    after = np.minimum(d + rng.integers(1, 11, k, dtype=np.int16), end_day)
+    exit_day = np.where(u < 0.80, d, np.where(u < 0.92, before, after))
 
     # Rows by episode, then date, then start, second start, review, exit.
     ep = np.concatenate([starts, seconds, r_ep, exits])
@@ -829,7 +844,7 @@ def _reviews(rng, e, end_day) -> dict:
     first = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if m else np.zeros(0, np.int64)
     last_row = np.r_[first[1:] - 1, m - 1] if m else first
     done_before = np.zeros(n, np.int64)  # later TOPs of the episodes before each one
-    done_after = np.zeros(n, np.int64)  # ... up to and including its own
+    done_after = np.zeros(n, np.int64)  # ... and of the episode itself
     done_before[ep[first]] = cum[first] - later[first]
     done_after[ep[first]] = cum[last_row]
     is_last = later & (cum == done_after[ep])
@@ -839,18 +854,18 @@ def _reviews(rng, e, end_day) -> dict:
     phase = 2 * ep + later  # index into per-episode (start, outcome) pairs
     # An open episode's latest review is now and then recorded as an exit TOP (§9 counts it as a review).
     relabel = np.flatnonzero(is_last & ~closed[ep])
-    stage[relabel[rng.random(len(relabel)) < _TOP_EXIT_OPEN]] = _EXIT
+    stage[relabel[_u(rng, len(relabel)) < _TOP_EXIT_OPEN]] = _EXIT
     # The first of an episode's two start TOPs is now and then recorded without any answers.
     two = np.zeros(n, bool)
     two[seconds] = True
     first_of_two = first[(kind[first] == 0) & two[ep[first]]]
     blank = np.zeros(m, bool)
-    blank[first_of_two[rng.random(len(first_of_two)) < 0.3]] = True
+    blank[first_of_two[_u(rng, len(first_of_two)) < 0.3]] = True
 
     out: dict = {"ep": ep, "day": day, "stage": stage}
 
-    # Days of use, only in the columns of the episode's own substances: the start value, the
-    # outcome at the latest TOP, a straight line with a little noise in between.
+    # Days of use, only in the columns of the episode's own substances: the start value, the outcome
+    # at the latest TOP, a straight line with a little noise in between.
     sub_col = np.full(len(c.SUBSTANCES) + 1, -1)  # index -1 (a null substance) reads the last slot
     for s, col in c.TOP_DAYS.items():
         sub_col[_SUB[s]] = c.DAYS_COLUMNS.index(col)
@@ -861,46 +876,51 @@ def _reviews(rng, e, end_day) -> dict:
         eps = np.flatnonzero(cites)
         k = len(eps)
         p_high, (hlo, hhi), (llo, lhi) = _DAYS_START_MAIN[name]
-        s_main = np.where(rng.random(k) < p_high, rng.integers(hlo, hhi + 1, k), rng.integers(llo, lhi + 1, k))
-        s_other = np.where(rng.random(k) < 0.15, 0, rng.integers(1, 21, k))
-        s0 = np.where(cols[0][eps] == j, s_main, s_other)
-        outcome = np.where(rng.random(k) < 0.75, ep_outcome[eps], _pick(rng, _DAYS_OUTCOME, status[eps]))
-        final = np.select(
-            [outcome == 0, outcome == 1, outcome == 2, outcome == 3],
-            [0, s0 - rng.integers(7, 29, k), s0 - rng.integers(1, 7, k), s0],
-            s0 + rng.integers(1, 11, k),
-        )
+        high = rng.integers(hlo, hhi + 1, k, dtype=np.int16)
+        low = rng.integers(llo, lhi + 1, k, dtype=np.int16)
+        other = rng.integers(1, 21, k, dtype=np.int16)  # a substance other than the main one
+        u = _u(rng, k)
+        s0 = np.where(cols[0][eps] == j, np.where(u < p_high, high, low), np.where(u < 0.15, 0, other))
+        # mostly the episode's outcome; for a quarter of the substances one of their own
+        outcome = ep_outcome[eps]
+        own = np.flatnonzero(_u(rng, k) < 0.25)
+        outcome[own] = _pick(rng, _DAYS_OUTCOME, status[eps[own]])
+        sign, lowest, count = (_DAYS_CHANGE[outcome, i] for i in range(3))
+        change = sign * (lowest + np.floor(_u(rng, k) * count).astype(np.int16))
+        final = np.where(outcome == 0, 0, np.clip(s0 + change, 0, 28))
         pair = np.zeros(2 * n, np.int8)
-        pair[2 * eps], pair[2 * eps + 1] = s0, np.clip(final, 0, 28)
+        pair[2 * eps], pair[2 * eps + 1] = s0, final
         value = pair[phase]
         a, b = pair[2 * mid_ep].astype(np.float64), pair[2 * mid_ep + 1]
-        value[mid] = np.clip(np.rint(a + (b - a) * frac) + rng.integers(-2, 3, len(mid)), 0, 28)
-        out[name] = (value, cites[ep] & (rng.random(m) >= _NULL_DAYS) & ~blank)
+        value[mid] = np.clip(np.rint(a + (b - a) * frac) + rng.integers(-2, 3, len(mid), dtype=np.int16), 0, 28)
+        out[name] = (value, cites[ep] & ~_sprinkle(rng, m, _NULL_DAYS) & ~blank)
 
-    # Housing and work: the start state, then from some point on (the same for all of them) the
-    # state at the latest TOP.
+    # Housing and work: the start state, then from some point on (the same for all of them) the state
+    # at the latest TOP.
     switch = phase.copy()
-    switch[mid] = 2 * mid_ep + (frac >= (1.0 - rng.random(n))[mid_ep])
+    switch[mid] = 2 * mid_ep + (frac >= (1.0 - _u(rng, n))[mid_ep])
     opiate = _cites(e["s1"], e["s2"], e["s3"])["opiate"]
     pair = np.empty(2 * n, np.int8)
     pair[0::2] = _pick(rng, _HOUSING_START, np.where(opiate, 0, 1))
     pair[1::2] = _pick(rng, np.reshape(_HOUSING_MOVE, (-1, 3)), 3 * status + pair[0::2])
-    out["housing"] = (pair[switch], (rng.random(m) >= _NULL_HOUSING) & ~blank)
+    out["housing"] = (pair[switch], ~_sprinkle(rng, m, _NULL_HOUSING) & ~blank)
 
     who = np.where(e["age"] < c.ADULT_AGE, 2, np.where(opiate, 0, 1))
     for name, (start_share, moves, (lo, hi)) in _WORK.items():
-        before = rng.random(n) < np.asarray(start_share)[who]
-        gain, lose = (np.asarray(moves)[status, i] for i in (0, 1))
-        after = np.where(before, rng.random(n) >= lose, rng.random(n) < gain)
-        d0 = rng.integers(lo, hi + 1, n)
-        d1 = np.where(before, d0, rng.integers(lo, hi + 1, n))
+        before = _u(rng, n) < np.asarray(start_share, dtype=np.float32)[who]
+        # chance of working at the latest TOP, by status and working at start
+        p_after = np.array([(gain, 1 - lose) for gain, lose in moves], dtype=np.float32).ravel()
+        after = _u(rng, n) < p_after[2 * status + before]
+        d0 = rng.integers(lo, hi + 1, n, dtype=np.int16)
+        d1 = np.where(before, d0, rng.integers(lo, hi + 1, n, dtype=np.int16))
         pair = np.empty(2 * n, np.int8)
         pair[0::2], pair[1::2] = np.where(before, d0, 0), np.where(after, d1, 0)
-        out[name] = (pair[switch], (rng.random(m) >= _NULL_WORK) & ~blank)
+        out[name] = (pair[switch], ~_sprinkle(rng, m, _NULL_WORK) & ~blank)
     return out
 
 
 def _review_frame(t, episodes: pl.DataFrame) -> pl.DataFrame:
+    """The reviews table: rows (and review ids) by episode, then date; client and episode ids from `episodes`."""
     ep = t["ep"]
     raw = pl.DataFrame(
         {
