@@ -26,6 +26,7 @@ SAMPLE = ROOT / "data" / "samples"
 EXAMPLE = ROOT / "examples" / "ndtms"
 MAPPING = EXAMPLE / "mapping.toml"
 COMMANDS = ("in-treatment", "unmet-need", "continuity", "deaths", "completions")
+V2_COMMANDS = ("progress", "housing", "employment", "hepatitis-c")  # §9: the TOP table and the hcv_* columns
 PERIODS = {
     "default period": (),
     "period-end 2023-09-30": ("--period-end", "2023-09-30"),
@@ -49,7 +50,7 @@ def _results(doc: dict) -> list[dict]:
 
 
 @pytest.mark.parametrize("period", PERIODS.values(), ids=PERIODS.keys())
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", COMMANDS + V2_COMMANDS)
 def test_round_trip_gives_the_same_json(command, period):
     plain = _run_json(command, "--data", str(SAMPLE), *period)
     mapped = _run_json(command, "--data", str(EXAMPLE), "--mapping", str(MAPPING), *period)
@@ -81,25 +82,30 @@ def test_example_files_are_what_convert_py_writes(tmp_path):
     convert = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(convert)
     convert.main(["--data", str(SAMPLE), "--out", str(tmp_path), "--mapping", str(MAPPING)])
-    for name in ("episodes.csv", "prison_releases.csv", "prevalence.csv"):
+    for name in ("episodes.csv", "prison_releases.csv", "prevalence.csv", "reviews.csv"):
         assert (tmp_path / name).read_bytes() == (EXAMPLE / name).read_bytes(), f"rerun examples/ndtms/convert.py ({name})"
 
 
 def test_example_extract_is_valid_and_fully_mapped():
     run = cli("validate", "--data", str(EXAMPLE), "--mapping", str(MAPPING), "-f", "json")
     assert run.exit_code == 0, run.stdout + run.stderr
-    assert [t["rows_rejected"] for t in run.json["tables"]] == [0, 0, 0]
+    tables = {t["table"]: t for t in run.json["tables"]}
+    assert sorted(tables) == sorted(c.TABLES)  # the optional reviews table too
+    assert {name: t["rows_rejected"] for name, t in tables.items()} == dict.fromkeys(c.TABLES, 0)
+    assert all(t["rows_used"] > 0 for t in tables.values())
     columns = load_mapping(MAPPING).columns
     for table in c.TABLES.values():
         with (EXAMPLE / f"{table.name}.csv").open(encoding="utf-8") as fh:
             header = next(csv.reader(fh))
-        # every source column is renamed (none passes through under its contract name by accident)
+        # every source column is renamed (none passes through under its contract name by accident),
+        # the optional ones too (substance_2/3, referral_date, hcv_*, every TOP answer)
         assert [columns.get(h) for h in header] == list(table.column_names)
 
 
 def test_example_mapping_codes_every_contract_code():
     mapping = load_mapping(MAPPING)
-    for column in ("sex", "substance_1", "substance_2", "substance_3", "discharge_reason", "exclusion", "category"):
+    for column in ("sex", "substance_1", "substance_2", "substance_3", "discharge_reason", "exclusion", "category",
+                   "hcv_result", "stage", "housing"):
         codes = next(t.column(column).codes for t in c.TABLES.values() if column in t.column_names)
         assert set(mapping.value_map(column).values()) == set(codes), column
     assert mapping.date_format == "%d/%m/%Y"

@@ -10,8 +10,12 @@ this script holds no code table of its own:
 - coded columns are recoded contract code -> source value (the first source value listed
   for it, where several map to one code); a contract code the mapping cannot write is an
   error, never a blank;
-- date columns (the contract's `*_date` columns) are rewritten from ISO to `date_format`;
+- date columns (the contract's date columns: the `*_date` ones and the hcv_* dates) are
+  rewritten from ISO to `date_format`;
 - every other value is copied as text, unchanged.
+
+The tables are episodes, prison_releases, prevalence and, when the input has one, the
+optional reviews table (TOP interviews, contract section 9).
 
 Reading the result with `--mapping mapping.toml` must give exactly the metrics of the
 contract-shaped input: tests/test_mapping.py checks that round trip.
@@ -26,10 +30,14 @@ from pathlib import Path
 
 import polars as pl
 
+from cdp_metrics import contract
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 TABLES = ("episodes", "prison_releases", "prevalence")
+OPTIONAL_TABLES = ("reviews",)  # converted when the input has them
 SUBSTANCE_COLUMNS = ("substance_1", "substance_2", "substance_3")
+DATE_COLUMNS = frozenset(col.name for table in contract.TABLES.values() for col in table.columns if col.kind == "date")
 
 
 def first_of_each(pairs: dict[str, str]) -> dict[str, str]:
@@ -64,7 +72,7 @@ def convert_table(frame: pl.DataFrame, mapping: dict, label: str) -> pl.DataFram
             if missing:
                 sys.exit(f"{label}: column {column}: no source value in the mapping for {', '.join(missing)}")
             expr = expr.replace_strict(inverse, default=None, return_dtype=pl.String)
-        elif column.endswith("_date") and date_format:
+        elif column in DATE_COLUMNS and date_format:
             expr = expr.str.to_date("%Y-%m-%d", strict=True).dt.strftime(date_format)
         exprs.append(expr)
     renames = first_of_each(mapping.get("columns", {}))
@@ -81,9 +89,11 @@ def main(argv: list[str] | None = None) -> None:
 
     mapping = tomllib.loads(args.mapping.read_text(encoding="utf-8"))
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in TABLES:
+    for name in (*TABLES, *OPTIONAL_TABLES):
         source = args.data / f"{name}.csv"
         if not source.is_file():
+            if name in OPTIONAL_TABLES:
+                continue
             sys.exit(f"{source}: no such file")
         # All text, empty = null: values are copied exactly as written.
         frame = pl.read_csv(source, infer_schema=False)
