@@ -611,7 +611,7 @@ def samples(
     end: Annotated[str, typer.Option("--end", metavar="YYYY-MM-DD", help="Last date of the extract.")] = "2024-03-31",
     years: Annotated[int, typer.Option("--years", min=1, max=10, help="Years of history.")] = 3,
 ) -> None:
-    """Write a synthetic NDTMS-style extract (episodes, prison releases, prevalence).
+    """Write a synthetic NDTMS-style extract (episodes with hcv_* columns, prison releases, prevalence, TOP reviews).
 
     Examples:
 
