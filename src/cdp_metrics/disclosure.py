@@ -54,6 +54,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from . import contract as c
 
@@ -62,6 +63,7 @@ GROUPS = c.SUBSTANCE_GROUPS
 OCU_PARTS = ("opiate_only", "crack_only", "opiate_and_crack")
 LEVEL = {"la": 0, "region": 1, "england": 2}
 TOLERANCE = 1e-6
+WITHIN, ACROSS, ENGLAND = 0, 1, 2  # the kinds of equality (`Table.kind`)
 
 
 def numerator_quantity(metric: str, category: str) -> str:
@@ -105,14 +107,43 @@ class Table:
     bounds: list[tuple[int, int]] = field(default_factory=list)  # cell a ≤ cell b
     index: dict[Key, int] = field(default_factory=dict)
 
-    @property
-    def coefficient(self) -> dict[tuple[int, int], int]:
-        """(relation, cell) -> the cell's coefficient in that equality."""
-        if self._coefficient is None:
-            self._coefficient = {(r, i): coef for r, members in enumerate(self.equalities) for i, coef in members}
-        return self._coefficient
+    # Derived once the table is built (`build`), for the search that follows.
 
-    _coefficient: dict | None = field(default=None, repr=False)
+    @cached_property
+    def terms_of(self) -> list[list[tuple[int, int]]]:
+        """Per cell: (relation, the cell's coefficient in it) for every equality it is in, in relation order."""
+        terms: list[list[tuple[int, int]]] = [[] for _ in self.keys]
+        for r, members in enumerate(self.equalities):
+            for i, coef in members:
+                terms[i].append((r, coef))
+        return terms
+
+    @cached_property
+    def relations_of(self) -> list[list[int]]:
+        """Per cell: the equalities it is in."""
+        return [[r for r, _ in terms] for terms in self.terms_of]
+
+    @cached_property
+    def bounds_of(self) -> list[list[int]]:
+        """Per cell: the bounds it is in."""
+        out: list[list[int]] = [[] for _ in self.keys]
+        for k, (a, b) in enumerate(self.bounds):
+            out[a].append(k)
+            out[b].append(k)
+        return out
+
+    @cached_property
+    def kind(self) -> list[int]:
+        """Per equality: WITHIN one area (categories), ACROSS areas (a region's sum) or ENGLAND's sum."""
+        keys, level = self.keys, self.level
+        out = []
+        for members in self.equalities:
+            area = keys[members[0][0]][1]
+            if all(keys[i][1] == area for i, _ in members):
+                out.append(WITHIN)
+            else:
+                out.append(ENGLAND if any(level[i] == 2 for i, _ in members) else ACROSS)
+        return out
 
     def cell(self, key: Key, value: float | None, level: int, eligible: bool = True) -> int:
         if key in self.index:
@@ -221,17 +252,14 @@ def protect(table: Table) -> set[int]:
     suppressed: set[int] = set()
     if not first:
         return suppressed
-    relations_of: list[list[int]] = [[] for _ in table.keys]
-    for r, members in enumerate(table.equalities):
-        for i, _ in members:
-            relations_of[i].append(r)
+    relations_of = table.relations_of
     free = {i for i, v in enumerate(table.value) if v is None}
     hidden = [0] * len(table.equalities)  # suppressed members per relation
     unknowns = [0] * len(table.equalities)  # suppressed or free members per relation
     for i in free:
         for r in relations_of[i]:
             unknowns[r] += 1
-    checker = _Checker(table, free, first, relations_of)
+    checker = _Checker(table, free, first)
 
     def suppress(i: int) -> None:
         suppressed.add(i)
@@ -308,18 +336,16 @@ class _Checker:
     stays settled, and only the unsettled ones are solved for again.
     """
 
-    def __init__(self, table: Table, free: set[int], first: list[int], relations_of: list[list[int]]):
+    def __init__(self, table: Table, free: set[int], first: list[int]):
         self.table = table
-        self.relations_of = relations_of
-        self.bounds_of: list[list[int]] = [[] for _ in table.keys]  # the bounds each cell is in
-        for k, (a, b) in enumerate(table.bounds):
-            self.bounds_of[a].append(k)
-            self.bounds_of[b].append(k)
+        self.relations_of = table.relations_of
+        self.bounds_of = table.bounds_of
         self.need_high = {i for i in first if table.value[i] < SMALL[1]}  # the true figures reach the rest
         self.need_low = {i for i in first if table.value[i] > SMALL[0]}
         self.tried: set[int] = set()  # targets looked at for rectangles (once: later rounds solve)
         self.parent: dict[int, int] = {}  # union-find over the unknowns: components only ever merge
         self.unknown: set[int] = set()
+        self.anchor: dict[int, int] = {}  # relation -> an unknown in it (its unknowns are joined already)
         for i in sorted(free):
             self.add(i)
 
@@ -327,7 +353,7 @@ class _Checker:
         """Cell i became an unknown: join it to the unknowns it shares a relation or bound with."""
         self.parent.setdefault(i, i)
         self.unknown.add(i)
-        linked = [j for r in self.relations_of[i] for j, _ in self.table.equalities[r]]
+        linked = [self.anchor.setdefault(r, i) for r in self.relations_of[i]]
         linked += [j for k in self.bounds_of[i] for j in self.table.bounds[k]]
         for j in linked:
             if j in self.unknown and j != i:
@@ -358,7 +384,7 @@ class _Checker:
             low = [i for i in component if i in self.need_low]
             for i in [i for i in high + low if i not in self.tried]:  # a rectangle settles most without a programme
                 self.tried.add(i)
-                up, down = rectangle_reach(self.table, i, suppressed, self.relations_of, self.bounds_of)
+                up, down = rectangle_reach(self.table, i, suppressed)
                 if self.table.value[i] + up >= SMALL[1]:
                     self.need_high.discard(i)
                 if self.table.value[i] - down <= SMALL[0]:
@@ -367,8 +393,7 @@ class _Checker:
             low = [i for i in low if i in self.need_low]
             if not high and not low:
                 continue
-            reached_high, reached_low, binding = settle(self.table, component, high, low, self.relations_of,
-                                                        self.bounds_of)
+            reached_high, reached_low, binding = settle(self.table, component, high, low)
             self.need_high.difference_update(reached_high)
             self.need_low.difference_update(reached_low)
             out.extend((p, component, binding.get(p, [])) for p in set(high + low)
@@ -376,8 +401,7 @@ class _Checker:
         return sorted(out, key=lambda short: self.table.keys[short[0]])
 
 
-def rectangle_reach(table: Table, p: int, suppressed: set[int], relations_of: list[list[int]],
-                    bounds_of: list[list[int]]) -> tuple[float, float]:
+def rectangle_reach(table: Table, p: int, suppressed: set[int]) -> tuple[float, float]:
     """How far cell p can move up and down along a rectangle of suppressed cells, keeping every relation.
 
     The hypercube method's move in two dimensions: p and a partner `a` in a relation within p's area
@@ -386,29 +410,26 @@ def rectangle_reach(table: Table, p: int, suppressed: set[int], relations_of: li
     Every relation and bound the four are in is checked, so a move is only counted when it is one.
     A found move proves the range (a feasible point); none found proves nothing (the caller solves).
     """
-    keys, value, equalities = table.keys, table.value, table.equalities
-    _, area_p, _ = keys[p]
+    keys, value, index, terms_of, bounds_of = table.keys, table.value, table.index, table.terms_of, table.bounds_of
     row_partners, column_partners = [], []
-    for r in relations_of[p]:
-        members = equalities[r]
-        coef_p = next(coef for i, coef in members if i == p)
-        same_area = all(keys[i][1] == area_p for i, _ in members)
-        if not same_area and any(table.level[i] == 2 for i, _ in members):
+    for r, coef_p in terms_of[p]:
+        kind = table.kind[r]
+        if kind == ENGLAND:
             continue  # England's sum: its rectangles are the regions' (a move within a region keeps both)
-        for i, coef in members:
-            if i != p and i in suppressed:
-                (row_partners if same_area else column_partners).append((i, -coef_p / coef))
+        partners = row_partners if kind == WITHIN else column_partners
+        partners.extend((i, -coef_p / coef) for i, coef in table.equalities[r] if i != p and i in suppressed)
     best_up = best_down = 0.0
     for a, delta_a in row_partners:
+        quantity_a, _, category_a = keys[a]
         for b, delta_b in column_partners:
-            corner = table.index.get((keys[a][0], keys[b][1], keys[a][2]))
+            corner = index.get((quantity_a, keys[b][1], category_a))
             if corner is None or corner not in suppressed or corner in (p, a, b):
                 continue
             move = {p: 1.0, a: delta_a, b: delta_b, corner: delta_a * delta_b}
             balance: dict[int, float] = {}
             for i, d in move.items():
-                for r in relations_of[i]:
-                    balance[r] = balance.get(r, 0.0) + table.coefficient[(r, i)] * d
+                for r, coef in terms_of[i]:
+                    balance[r] = balance.get(r, 0.0) + coef * d
             if any(abs(total) > TOLERANCE for total in balance.values()):
                 continue
             up = down = float("inf")
@@ -430,8 +451,7 @@ def rectangle_reach(table: Table, p: int, suppressed: set[int], relations_of: li
     return best_up, best_down
 
 
-def settle(table: Table, component: list[int], high: list[int], low: list[int],
-           relations_of: list[list[int]], bounds_of: list[list[int]]) -> tuple[set[int], set[int], dict]:
+def settle(table: Table, component: list[int], high: list[int], low: list[int]) -> tuple[set[int], set[int], dict]:
     """Of the `high` targets, those that can reach 4; of the `low` ones, those that can reach 1; and for
     each target that cannot, the published cells its range is held by (`binding_cells`).
 
@@ -443,6 +463,7 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int],
     import highspy
     import numpy as np
 
+    relations_of, bounds_of = table.relations_of, table.bounds_of
     col = {i: n for n, i in enumerate(component)}
     n = len(component)
     lower, upper, starts, indices, values = [], [], [], [], []
