@@ -52,6 +52,7 @@ suppressed with it by `apply`.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -577,6 +578,16 @@ def row_keys(metric: str, area_code: str, category: str) -> tuple[Key, Key | Non
     numerator = (numerator_quantity(metric, category), area_code, category)
     denominator = (DENOMINATORS[metric], area_code, category) if metric in DENOMINATORS else None
     return numerator, denominator
+
+
+def prepare() -> None:
+    """Import the solver (highspy and numpy, about 0.1 s) on a thread of its own, so that it is ready by the
+    time a table needs it: meanwhile Polars reads the tables, without the GIL."""
+    threading.Thread(target=_import_solver, name="import highspy").start()
+
+
+def _import_solver() -> None:
+    import highspy  # noqa: F401
 
 
 def decide(results, fixed: set[Key] = frozenset()) -> tuple[set[Key], set[Key]]:

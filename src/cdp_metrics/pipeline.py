@@ -90,6 +90,8 @@ class Extract:
             raise UsageError(f"--months {options.months}: must be at least 1")
         if options.representation_months < 0:
             raise UsageError(f"--representation-months {options.representation_months}: must be 0 or more")
+        if options.suppress:
+            disclosure.prepare()  # the solver is imported while the tables are read
 
     def note(self, message: str) -> None:
         """Show a diagnostic (on stderr, through the CLI's callback), once however many results carry it."""
