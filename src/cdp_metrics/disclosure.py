@@ -56,6 +56,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 from . import contract as c
 
@@ -160,8 +161,7 @@ class Table:
         return self.index[key]
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """What disclosure control needs of one row of a result."""
 
     metric: str
@@ -385,10 +385,10 @@ class _Checker:
             low = [i for i in component if i in self.need_low]
             for i in [i for i in high + low if i not in self.tried]:  # a rectangle settles most without a programme
                 self.tried.add(i)
-                up, down = rectangle_reach(self.table, i, suppressed)
-                if self.table.value[i] + up >= SMALL[1]:
+                high_reached, low_reached = rectangle_reach(self.table, i, suppressed)
+                if high_reached:
                     self.need_high.discard(i)
-                if self.table.value[i] - down <= SMALL[0]:
+                if low_reached:
                     self.need_low.discard(i)
             high = [i for i in high if i in self.need_high]
             low = [i for i in low if i in self.need_low]
@@ -402,8 +402,9 @@ class _Checker:
         return sorted(out, key=lambda short: self.table.keys[short[0]])
 
 
-def rectangle_reach(table: Table, p: int, suppressed: set[int]) -> tuple[float, float]:
-    """How far cell p can move up and down along a rectangle of suppressed cells, keeping every relation.
+def rectangle_reach(table: Table, p: int, suppressed: set[int]) -> tuple[bool, bool]:
+    """Whether cell p can move up to 4, and down to 1, along a rectangle of suppressed cells, keeping every
+    relation.
 
     The hypercube method's move in two dimensions: p and a partner `a` in a relation within p's area
     (another substance group, or the `all` total), a partner `b` in p's area relation (another LA of
@@ -419,7 +420,8 @@ def rectangle_reach(table: Table, p: int, suppressed: set[int]) -> tuple[float, 
             continue  # England's sum: its rectangles are the regions' (a move within a region keeps both)
         partners = row_partners if kind == WITHIN else column_partners
         partners.extend((i, -coef_p / coef) for i, coef in table.equalities[r] if i != p and i in suppressed)
-    best_up = best_down = 0.0
+    start = value[p]
+    high, low = start >= SMALL[1], start <= SMALL[0]  # reached already
     for a, delta_a in row_partners:
         quantity_a, _, category_a = keys[a]
         for b, delta_b in column_partners:
@@ -427,18 +429,20 @@ def rectangle_reach(table: Table, p: int, suppressed: set[int]) -> tuple[float, 
             if corner is None or corner not in suppressed or corner in (p, a, b):
                 continue
             move = {p: 1.0, a: delta_a, b: delta_b, corner: delta_a * delta_b}
-            balance: dict[int, float] = {}
-            for i, d in move.items():
-                for r, coef in terms_of[i]:
-                    balance[r] = balance.get(r, 0.0) + coef * d
-            if any(abs(total) > TOLERANCE for total in balance.values()):
-                continue
             up = down = float("inf")
             for i, d in move.items():  # counts stay ≥ 0
                 if d < 0:
                     up = min(up, value[i] / -d)
                 else:
                     down = min(down, value[i] / d)
+            if (high or start + up < SMALL[1]) and (low or start - down > SMALL[0]):
+                continue  # the bounds below only narrow it: this move cannot reach what is still missing
+            balance: dict[int, float] = {}
+            for i, d in move.items():
+                for r, coef in terms_of[i]:
+                    balance[r] = balance.get(r, 0.0) + coef * d
+            if any(abs(total) > TOLERANCE for total in balance.values()):
+                continue
             for k in {k for i in move for k in bounds_of[i]}:  # numerator ≤ denominator
                 small, big = table.bounds[k]
                 slack, d = value[big] - value[small], move.get(small, 0.0) - move.get(big, 0.0)
@@ -446,10 +450,12 @@ def rectangle_reach(table: Table, p: int, suppressed: set[int]) -> tuple[float, 
                     up = min(up, slack / d)
                 elif d < 0:
                     down = min(down, slack / -d)
-            best_up, best_down = max(best_up, up), max(best_down, down)
-            if value[p] + best_up >= SMALL[1] and value[p] - best_down <= SMALL[0]:
-                return best_up, best_down  # enough both ways
-    return best_up, best_down
+            high, low = high or start + up >= SMALL[1], low or start - down <= SMALL[0]
+            if high and low:
+                break
+        if high and low:
+            break
+    return high, low
 
 
 def settle(table: Table, component: list[int], high: list[int], low: list[int]) -> tuple[set[int], set[int], dict]:
@@ -548,8 +554,9 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int]) 
         """The published cells in the constraints the last optimum rests on (non-zero duals): suppressing one
         of them is what can widen the range."""
         solution = h.getSolution()
-        cells = [i for r, dual in enumerate(solution.row_dual) if abs(dual) > TOLERANCE for i in row_cells[r]]
-        cells += [i for n_, dual in enumerate(solution.col_dual[:n]) if abs(dual) > TOLERANCE for i in bound_cells[n_]]
+        rows = np.flatnonzero(np.abs(np.asarray(solution.row_dual)) > TOLERANCE)
+        columns = np.flatnonzero(np.abs(np.asarray(solution.col_dual)[:n]) > TOLERANCE)
+        cells = [i for r in rows for i in row_cells[r]] + [i for c in columns for i in bound_cells[c]]
         return list(dict.fromkeys(cells))
 
     for need, sense_max in ((need_high, True), (need_low, False)):
@@ -592,8 +599,8 @@ def _import_solver() -> None:
 
 def decide(results, fixed: set[Key] = frozenset()) -> tuple[set[Key], set[Key]]:
     """The suppressed cells of one period's results (every LA, unsuppressed), and which of them are primary."""
-    rows = [Row(r.metric, *values) for r in results for values in r.rows.select(
-        "area_code", "area_type", "region_code", "category", "numerator", "denominator").iter_rows()]
+    rows = [Row(r.metric, *values) for r in results for values in _rows_of(
+        r.rows, "area_code", "area_type", "region_code", "category", "numerator", "denominator")]
     table = build(rows, fixed)
     hidden = protect(table)
     return {table.keys[i] for i in hidden}, {table.keys[i] for i in primary(table)}
@@ -605,13 +612,10 @@ def mask(result, hidden: set[Key]):
 
     if not hidden:
         return result.rows
-    num_hidden, den_hidden = [], []
-    for area, category in result.rows.select("area_code", "category").iter_rows():
-        numerator, denominator = row_keys(result.metric, area, category)
-        num_hidden.append(numerator in hidden)
-        den_hidden.append(denominator in hidden)
-    num = pl.Series(num_hidden, dtype=pl.Boolean)
-    den = pl.Series(den_hidden, dtype=pl.Boolean)
+    keys = [row_keys(result.metric, area, category)
+            for area, category in _rows_of(result.rows, "area_code", "category")]
+    num = pl.Series([numerator in hidden for numerator, _ in keys], dtype=pl.Boolean)
+    den = pl.Series([denominator in hidden for _, denominator in keys], dtype=pl.Boolean)
     either = num | den
     null = lambda name, when: pl.when(when).then(None).otherwise(pl.col(name)).alias(name)  # noqa: E731
     return result.rows.with_columns(
@@ -625,6 +629,11 @@ def shown(results, cells: set[Key]) -> set[Key]:
     """The cells among `cells` that the results' rows show (as a figure or as `*`)."""
     out = set()
     for r in results:
-        for area, category in r.rows.select("area_code", "category").iter_rows():
+        for area, category in _rows_of(r.rows, "area_code", "category"):
             out.update(k for k in row_keys(r.metric, area, category) if k in cells)
     return out
+
+
+def _rows_of(frame, *names: str):
+    """The named columns of a DataFrame, row by row (tuples of Python values)."""
+    return zip(*(frame.get_column(name).to_list() for name in names))
