@@ -90,8 +90,6 @@ class Extract:
             raise UsageError(f"--months {options.months}: must be at least 1")
         if options.representation_months < 0:
             raise UsageError(f"--representation-months {options.representation_months}: must be 0 or more")
-        if options.suppress:
-            disclosure.prepare()  # the solver is imported while the tables are read
 
     def note(self, message: str) -> None:
         """Show a diagnostic (on stderr, through the CLI's callback), once however many results carry it."""
@@ -413,6 +411,8 @@ def run(command: str, options: RunOptions, warn: Callable[[str], None] | None = 
     """Run one command's metrics over one read of the extract."""
     extract = Extract(options, warn)
     extract.check_las()
+    if options.suppress:
+        disclosure.prepare()  # the solver is imported while the tables are read
     results, counts = period_results(extract, COMMANDS[command])
     line = suppression_note([counts])
     for result in results:
