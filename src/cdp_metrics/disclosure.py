@@ -52,8 +52,11 @@ suppressed with it by `apply`.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 
 from . import contract as c
 
@@ -62,6 +65,7 @@ GROUPS = c.SUBSTANCE_GROUPS
 OCU_PARTS = ("opiate_only", "crack_only", "opiate_and_crack")
 LEVEL = {"la": 0, "region": 1, "england": 2}
 TOLERANCE = 1e-6
+WITHIN, ACROSS, ENGLAND = 0, 1, 2  # the kinds of equality (`Table.kind`)
 
 
 def cells_of(metric: str, category: str) -> tuple[tuple[str, str], tuple[str, str] | None]:
@@ -142,14 +146,43 @@ class Table:
     bounds: list[tuple[int, int]] = field(default_factory=list)  # cell a ≤ cell b
     index: dict[Key, int] = field(default_factory=dict)
 
-    @property
-    def coefficient(self) -> dict[tuple[int, int], int]:
-        """(relation, cell) -> the cell's coefficient in that equality."""
-        if self._coefficient is None:
-            self._coefficient = {(r, i): coef for r, members in enumerate(self.equalities) for i, coef in members}
-        return self._coefficient
+    # Derived once the table is built (`build`), for the search that follows.
 
-    _coefficient: dict | None = field(default=None, repr=False)
+    @cached_property
+    def terms_of(self) -> list[list[tuple[int, int]]]:
+        """Per cell: (relation, the cell's coefficient in it) for every equality it is in, in relation order."""
+        terms: list[list[tuple[int, int]]] = [[] for _ in self.keys]
+        for r, members in enumerate(self.equalities):
+            for i, coef in members:
+                terms[i].append((r, coef))
+        return terms
+
+    @cached_property
+    def relations_of(self) -> list[list[int]]:
+        """Per cell: the equalities it is in."""
+        return [[r for r, _ in terms] for terms in self.terms_of]
+
+    @cached_property
+    def bounds_of(self) -> list[list[int]]:
+        """Per cell: the bounds it is in."""
+        out: list[list[int]] = [[] for _ in self.keys]
+        for k, (a, b) in enumerate(self.bounds):
+            out[a].append(k)
+            out[b].append(k)
+        return out
+
+    @cached_property
+    def kind(self) -> list[int]:
+        """Per equality: WITHIN one area (categories), ACROSS areas (a region's sum) or ENGLAND's sum."""
+        keys, level = self.keys, self.level
+        out = []
+        for members in self.equalities:
+            area = keys[members[0][0]][1]
+            if all(keys[i][1] == area for i, _ in members):
+                out.append(WITHIN)
+            else:
+                out.append(ENGLAND if any(level[i] == 2 for i, _ in members) else ACROSS)
+        return out
 
     def cell(self, key: Key, value: float | None, level: int, eligible: bool = True) -> int:
         if key in self.index:
@@ -165,8 +198,7 @@ class Table:
         return self.index[key]
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """What disclosure control needs of one row of a result."""
 
     metric: str
@@ -264,17 +296,14 @@ def protect(table: Table) -> set[int]:
     suppressed: set[int] = set()
     if not first:
         return suppressed
-    relations_of: list[list[int]] = [[] for _ in table.keys]
-    for r, members in enumerate(table.equalities):
-        for i, _ in members:
-            relations_of[i].append(r)
+    relations_of = table.relations_of
     free = {i for i, v in enumerate(table.value) if v is None}
     hidden = [0] * len(table.equalities)  # suppressed members per relation
     unknowns = [0] * len(table.equalities)  # suppressed or free members per relation
     for i in free:
         for r in relations_of[i]:
             unknowns[r] += 1
-    checker = _Checker(table, free, first, relations_of)
+    checker = _Checker(table, free, first)
 
     def suppress(i: int) -> None:
         suppressed.add(i)
@@ -351,18 +380,16 @@ class _Checker:
     stays settled, and only the unsettled ones are solved for again.
     """
 
-    def __init__(self, table: Table, free: set[int], first: list[int], relations_of: list[list[int]]):
+    def __init__(self, table: Table, free: set[int], first: list[int]):
         self.table = table
-        self.relations_of = relations_of
-        self.bounds_of: list[list[int]] = [[] for _ in table.keys]  # the bounds each cell is in
-        for k, (a, b) in enumerate(table.bounds):
-            self.bounds_of[a].append(k)
-            self.bounds_of[b].append(k)
+        self.relations_of = table.relations_of
+        self.bounds_of = table.bounds_of
         self.need_high = {i for i in first if table.value[i] < SMALL[1]}  # the true figures reach the rest
         self.need_low = {i for i in first if table.value[i] > SMALL[0]}
         self.tried: set[int] = set()  # targets looked at for rectangles (once: later rounds solve)
         self.parent: dict[int, int] = {}  # union-find over the unknowns: components only ever merge
         self.unknown: set[int] = set()
+        self.anchor: dict[int, int] = {}  # relation -> an unknown in it (its unknowns are joined already)
         for i in sorted(free):
             self.add(i)
 
@@ -370,7 +397,7 @@ class _Checker:
         """Cell i became an unknown: join it to the unknowns it shares a relation or bound with."""
         self.parent.setdefault(i, i)
         self.unknown.add(i)
-        linked = [j for r in self.relations_of[i] for j, _ in self.table.equalities[r]]
+        linked = [self.anchor.setdefault(r, i) for r in self.relations_of[i]]
         linked += [j for k in self.bounds_of[i] for j in self.table.bounds[k]]
         for j in linked:
             if j in self.unknown and j != i:
@@ -401,17 +428,16 @@ class _Checker:
             low = [i for i in component if i in self.need_low]
             for i in [i for i in high + low if i not in self.tried]:  # a rectangle settles most without a programme
                 self.tried.add(i)
-                up, down = rectangle_reach(self.table, i, suppressed, self.relations_of, self.bounds_of)
-                if self.table.value[i] + up >= SMALL[1]:
+                high_reached, low_reached = rectangle_reach(self.table, i, suppressed)
+                if high_reached:
                     self.need_high.discard(i)
-                if self.table.value[i] - down <= SMALL[0]:
+                if low_reached:
                     self.need_low.discard(i)
             high = [i for i in high if i in self.need_high]
             low = [i for i in low if i in self.need_low]
             if not high and not low:
                 continue
-            reached_high, reached_low, binding = settle(self.table, component, high, low, self.relations_of,
-                                                        self.bounds_of)
+            reached_high, reached_low, binding = settle(self.table, component, high, low)
             self.need_high.difference_update(reached_high)
             self.need_low.difference_update(reached_low)
             out.extend((p, component, binding.get(p, [])) for p in set(high + low)
@@ -419,9 +445,9 @@ class _Checker:
         return sorted(out, key=lambda short: self.table.keys[short[0]])
 
 
-def rectangle_reach(table: Table, p: int, suppressed: set[int], relations_of: list[list[int]],
-                    bounds_of: list[list[int]]) -> tuple[float, float]:
-    """How far cell p can move up and down along a rectangle of suppressed cells, keeping every relation.
+def rectangle_reach(table: Table, p: int, suppressed: set[int]) -> tuple[bool, bool]:
+    """Whether cell p can move up to 4, and down to 1, along a rectangle of suppressed cells, keeping every
+    relation.
 
     The hypercube method's move in two dimensions: p and a partner `a` in a relation within p's area
     (another substance group, or the `all` total), a partner `b` in p's area relation (another LA of
@@ -429,37 +455,37 @@ def rectangle_reach(table: Table, p: int, suppressed: set[int], relations_of: li
     Every relation and bound the four are in is checked, so a move is only counted when it is one.
     A found move proves the range (a feasible point); none found proves nothing (the caller solves).
     """
-    keys, value, equalities = table.keys, table.value, table.equalities
-    _, area_p, _ = keys[p]
+    keys, value, index, terms_of, bounds_of = table.keys, table.value, table.index, table.terms_of, table.bounds_of
     row_partners, column_partners = [], []
-    for r in relations_of[p]:
-        members = equalities[r]
-        coef_p = next(coef for i, coef in members if i == p)
-        same_area = all(keys[i][1] == area_p for i, _ in members)
-        if not same_area and any(table.level[i] == 2 for i, _ in members):
+    for r, coef_p in terms_of[p]:
+        kind = table.kind[r]
+        if kind == ENGLAND:
             continue  # England's sum: its rectangles are the regions' (a move within a region keeps both)
-        for i, coef in members:
-            if i != p and i in suppressed:
-                (row_partners if same_area else column_partners).append((i, -coef_p / coef))
-    best_up = best_down = 0.0
+        partners = row_partners if kind == WITHIN else column_partners
+        partners.extend((i, -coef_p / coef) for i, coef in table.equalities[r] if i != p and i in suppressed)
+    start = value[p]
+    high, low = start >= SMALL[1], start <= SMALL[0]  # reached already
     for a, delta_a in row_partners:
+        quantity_a, _, category_a = keys[a]
         for b, delta_b in column_partners:
-            corner = table.index.get((keys[a][0], keys[b][1], keys[a][2]))
+            corner = index.get((quantity_a, keys[b][1], category_a))
             if corner is None or corner not in suppressed or corner in (p, a, b):
                 continue
             move = {p: 1.0, a: delta_a, b: delta_b, corner: delta_a * delta_b}
-            balance: dict[int, float] = {}
-            for i, d in move.items():
-                for r in relations_of[i]:
-                    balance[r] = balance.get(r, 0.0) + table.coefficient[(r, i)] * d
-            if any(abs(total) > TOLERANCE for total in balance.values()):
-                continue
             up = down = float("inf")
             for i, d in move.items():  # counts stay ≥ 0
                 if d < 0:
                     up = min(up, value[i] / -d)
                 else:
                     down = min(down, value[i] / d)
+            if (high or start + up < SMALL[1]) and (low or start - down > SMALL[0]):
+                continue  # the bounds below only narrow it: this move cannot reach what is still missing
+            balance: dict[int, float] = {}
+            for i, d in move.items():
+                for r, coef in terms_of[i]:
+                    balance[r] = balance.get(r, 0.0) + coef * d
+            if any(abs(total) > TOLERANCE for total in balance.values()):
+                continue
             for k in {k for i in move for k in bounds_of[i]}:  # numerator ≤ denominator
                 small, big = table.bounds[k]
                 slack, d = value[big] - value[small], move.get(small, 0.0) - move.get(big, 0.0)
@@ -467,14 +493,15 @@ def rectangle_reach(table: Table, p: int, suppressed: set[int], relations_of: li
                     up = min(up, slack / d)
                 elif d < 0:
                     down = min(down, slack / -d)
-            best_up, best_down = max(best_up, up), max(best_down, down)
-            if value[p] + best_up >= SMALL[1] and value[p] - best_down <= SMALL[0]:
-                return best_up, best_down  # enough both ways
-    return best_up, best_down
+            high, low = high or start + up >= SMALL[1], low or start - down <= SMALL[0]
+            if high and low:
+                break
+        if high and low:
+            break
+    return high, low
 
 
-def settle(table: Table, component: list[int], high: list[int], low: list[int],
-           relations_of: list[list[int]], bounds_of: list[list[int]]) -> tuple[set[int], set[int], dict]:
+def settle(table: Table, component: list[int], high: list[int], low: list[int]) -> tuple[set[int], set[int], dict]:
     """Of the `high` targets, those that can reach 4; of the `low` ones, those that can reach 1; and for
     each target that cannot, the published cells its range is held by (`binding_cells`).
 
@@ -486,6 +513,7 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int],
     import highspy
     import numpy as np
 
+    relations_of, bounds_of = table.relations_of, table.bounds_of
     col = {i: n for n, i in enumerate(component)}
     n = len(component)
     lower, upper, starts, indices, values = [], [], [], [], []
@@ -569,8 +597,9 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int],
         """The published cells in the constraints the last optimum rests on (non-zero duals): suppressing one
         of them is what can widen the range."""
         solution = h.getSolution()
-        cells = [i for r, dual in enumerate(solution.row_dual) if abs(dual) > TOLERANCE for i in row_cells[r]]
-        cells += [i for n_, dual in enumerate(solution.col_dual[:n]) if abs(dual) > TOLERANCE for i in bound_cells[n_]]
+        rows = np.flatnonzero(np.abs(np.asarray(solution.row_dual)) > TOLERANCE)
+        columns = np.flatnonzero(np.abs(np.asarray(solution.col_dual)[:n]) > TOLERANCE)
+        cells = [i for r in rows for i in row_cells[r]] + [i for c in columns for i in bound_cells[c]]
         return list(dict.fromkeys(cells))
 
     for need, sense_max in ((need_high, True), (need_low, False)):
@@ -600,10 +629,20 @@ def row_keys(metric: str, area_code: str, category: str) -> tuple[Key, Key | Non
     return (nq, area_code, nc), (None if den is None else (den[0], area_code, den[1]))
 
 
+def prepare() -> None:
+    """Import the solver (highspy and numpy, about 0.1 s) on a thread of its own, so that it is ready by the
+    time a table needs it: meanwhile Polars reads the tables, without the GIL."""
+    threading.Thread(target=_import_solver, name="import highspy").start()
+
+
+def _import_solver() -> None:
+    import highspy  # noqa: F401
+
+
 def decide(results, fixed: set[Key] = frozenset()) -> tuple[set[Key], set[Key]]:
     """The suppressed cells of one period's results (every LA, unsuppressed), and which of them are primary."""
-    rows = [Row(r.metric, *values) for r in results for values in r.rows.select(
-        "area_code", "area_type", "region_code", "category", "numerator", "denominator").iter_rows()]
+    rows = [Row(r.metric, *values) for r in results for values in _rows_of(
+        r.rows, "area_code", "area_type", "region_code", "category", "numerator", "denominator")]
     table = build(rows, fixed)
     hidden = protect(table)
     return {table.keys[i] for i in hidden}, {table.keys[i] for i in primary(table)}
@@ -615,13 +654,10 @@ def mask(result, hidden: set[Key]):
 
     if not hidden:
         return result.rows
-    num_hidden, den_hidden = [], []
-    for area, category in result.rows.select("area_code", "category").iter_rows():
-        numerator, denominator = row_keys(result.metric, area, category)
-        num_hidden.append(numerator in hidden)
-        den_hidden.append(denominator in hidden)
-    num = pl.Series(num_hidden, dtype=pl.Boolean)
-    den = pl.Series(den_hidden, dtype=pl.Boolean)
+    keys = [row_keys(result.metric, area, category)
+            for area, category in _rows_of(result.rows, "area_code", "category")]
+    num = pl.Series([numerator in hidden for numerator, _ in keys], dtype=pl.Boolean)
+    den = pl.Series([denominator in hidden for _, denominator in keys], dtype=pl.Boolean)
     either = num | den
     null = lambda name, when: pl.when(when).then(None).otherwise(pl.col(name)).alias(name)  # noqa: E731
     return result.rows.with_columns(
@@ -635,6 +671,11 @@ def shown(results, cells: set[Key]) -> set[Key]:
     """The cells among `cells` that the results' rows show (as a figure or as `*`)."""
     out = set()
     for r in results:
-        for area, category in r.rows.select("area_code", "category").iter_rows():
+        for area, category in _rows_of(r.rows, "area_code", "category"):
             out.update(k for k in row_keys(r.metric, area, category) if k in cells)
     return out
+
+
+def _rows_of(frame, *names: str):
+    """The named columns of a DataFrame, row by row (tuples of Python values)."""
+    return zip(*(frame.get_column(name).to_list() for name in names))

@@ -481,6 +481,8 @@ def run(command: str, options: RunOptions, warn: Callable[[str], None] | None = 
     """Run one command's metrics over one read of the extract."""
     extract = Extract(options, warn)
     extract.check_las()
+    if options.suppress:
+        disclosure.prepare()  # the solver is imported while the tables are read
     results, counts = period_results(extract, available(command, extract))
     line = suppression_note([counts])
     for result in results:

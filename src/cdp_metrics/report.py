@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from . import CONTRACT_VERSION
-from . import contract as c
+from . import contract as c, disclosure
 from .errors import InputError, UsageError
 from .periods import Period, add_months
 from .io import read_side_table
@@ -175,6 +175,8 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         raise UsageError(f"--trend {trend}: only 'quarterly' is supported")
     extract = Extract(options, warn)
     extract.check_las()
+    if options.suppress:
+        disclosure.prepare()  # the solver is imported while the tables are read
     extract.prepare()
     notes: list[str] = []
     baseline_period = Period.ending(baseline_end, options.months) if baseline_end is not None else None
