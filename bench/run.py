@@ -239,9 +239,22 @@ def generator_writes_reviews(mem_limit_mb: float) -> bool:
     return _WRITES_REVIEWS[0]
 
 
+def generator_hash() -> str:
+    """The generator's source (samples.py and the contract it writes): an extract from another version is stale."""
+    import hashlib
+
+    src = HERE.parent / "src" / "cdp_metrics"
+    return hashlib.sha256(b"".join((src / f).read_bytes() for f in ("samples.py", "contract.py"))).hexdigest()[:16]
+
+
 def stale(out: Path, fmt: str, mem_limit_mb: float) -> bool:
-    """An extract written before the generator wrote reviews (or half written)."""
+    """An extract half written, written by another version of the generator, or before it wrote reviews."""
     if not (out / f"episodes.{fmt}").is_file():
+        return True
+    stamp = out / "GENERATOR"
+    if not stamp.is_file() or stamp.read_text().strip() != generator_hash():
+        print(f"{out.relative_to(HERE.parent)} was written by another version of the generator: regenerating it",
+              file=sys.stderr)
         return True
     if not (out / f"reviews.{fmt}").is_file() and generator_writes_reviews(mem_limit_mb):
         print(f"{out.relative_to(HERE.parent)} has no reviews table: regenerating it", file=sys.stderr)
@@ -257,6 +270,7 @@ def ensure_extract(people: int, fmt: str, mem_limit_mb: float, seed: int | None 
         shutil.rmtree(out, ignore_errors=True)
         run_child([CDP, "samples", "--out", str(out), "--people", str(people), "--format", fmt,
                    *(["--seed", str(seed)] if seed is not None else [])], mem_limit_mb)
+        (out / "GENERATOR").write_text(generator_hash() + "\n")
     return out
 
 
@@ -294,6 +308,7 @@ def ensure_combined(people: int, parts: int, fmt: str, mem_limit_mb: float) -> P
         *[pl.when(pl.col(c).null_count() == 0).then(pl.col(c).sum()).alias(c) for c in ("lower", "upper")])
     prevalence = prevalence.with_columns(pl.col("estimate", "lower", "upper").round(1))
     prevalence.write_csv(tmp / "prevalence.csv") if fmt == "csv" else prevalence.write_parquet(tmp / "prevalence.parquet")
+    (tmp / "GENERATOR").write_text(generator_hash() + "\n")
     tmp.rename(out)
     return out
 
@@ -462,9 +477,11 @@ def _write(frame, path: Path, fmt: str, schema=None) -> None:
 
 
 def ensure_realistic(people: int, fmt: str, mem_limit_mb: float, share: float = DIRTY_SHARE) -> Path:
-    """The 1× extract with `share` of the rows of every table broken, over every rule (contract §1, §9)."""
-    import polars as pl
+    """The 1× extract with `share` of the rows of every table broken, over every rule (contract §1, §9).
 
+    Built in a child process: this one must stay small, since every timed child is forked from it and
+    Linux counts the pages a child shares with its parent at fork in the child's peak RSS.
+    """
     clean = ensure_extract(people, fmt, mem_limit_mb)
     out = DATA / f"realistic_{people}_{fmt}"
     stamp = out / "BROKEN_RULES.json"
@@ -472,6 +489,15 @@ def ensure_realistic(people: int, fmt: str, mem_limit_mb: float, share: float = 
             and stamp.stat().st_mtime >= (clean / f"episodes.{fmt}").stat().st_mtime:
         return out
     print(f"writing {out.relative_to(HERE.parent)} (≈{share:.1%} of rows broken) ...", file=sys.stderr)
+    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import run; run.build_realistic({str(clean)!r}, {str(out)!r}, {fmt!r}, {share!r})"
+    run_child([PY, "-c", code], mem_limit_mb)
+    return out
+
+
+def build_realistic(clean: str, out: str, fmt: str, share: float) -> None:
+    import polars as pl
+
+    clean, out = Path(clean), Path(out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
 
@@ -501,8 +527,7 @@ def ensure_realistic(people: int, fmt: str, mem_limit_mb: float, share: float = 
         rev = rev.join(ep.select("episode_id", "triage_date"), on="episode_id", how="left", maintain_order="left")
         broken_rev, report["reviews"] = _break(rev, _rules_reviews(), share, seed=4)
         _write(broken_rev.drop("triage_date"), out / f"reviews.{fmt}", fmt, schema)
-    stamp.write_text(json.dumps(report, indent=1))
-    return out
+    (out / "BROKEN_RULES.json").write_text(json.dumps(report, indent=1))
 
 
 # ----------------------------------------------------------------------------- machine
