@@ -212,8 +212,14 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         start = trend_from or baseline_end or add_months(extract.period.end, -24)
         ends = quarter_ends(start, extract.period.end)
         step(f"trend: {len(ends)} quarter ends")
+        # a quarter end that is the period's or the baseline's end is that period, already worked out
+        known = {extract.period.end: (results, tables[extract.period.end])}
+        if baseline is not None:
+            known[baseline_end] = (baseline, tables[baseline_end])
         with ThreadPoolExecutor(max_workers=2) as pool:
-            quarters = list(pool.map(lambda q: _all_metrics(extract.for_period(q, quiet=True)), ends))
+            pending_quarters = {q: pool.submit(_all_metrics, extract.for_period(q, quiet=True))
+                                for q in ends if q not in known}
+            quarters = [known[q] if q in known else pending_quarters[q].result() for q in ends]
         tables.update(zip(ends, (counts for _, counts in quarters)))
         quarters = [results_q for results_q, _ in quarters]
         frames = [
