@@ -36,7 +36,13 @@ This is a stage of its own, after every metric of a period has been computed
      (quantity, area, category) order — so every run chooses the same cells;
    * *narrow ranges*: where the programme still finds a range short of 1–4,
      one more member of a relation of that primary's component is
-     suppressed, by the same order, preferring the primary's own relations.
+     suppressed, by the same order, preferring the primary's own relations
+     and the published cells the programme's optimum rests on (non-zero
+     duals). When a primary is still narrow after one such cell, its next
+     cell is one that can move both ways (not a zero) before the level
+     order: LA zeros can only grow, and suppressing them one by one for a
+     range that needs a count to fall once hid hundreds of cells for three
+     primaries.
 
    The relations only connect cells through suppressed ones, so the
    programmes are solved per connected component of unknowns: small, and
@@ -56,7 +62,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from . import contract as c
 
@@ -344,6 +350,10 @@ def protect(table: Table) -> set[int]:
         own = candidates(relations_of[p])
         preferred = set(own)
         useful = [i for i in holding if table.eligible[i] and i not in suppressed]
+        if useful and widened[p]:
+            # still too narrow after a cell was suppressed for it: the cheapest cell was not enough (often a
+            # zero, which cannot move down), so a zero comes after every cell that can move both ways
+            return min(useful, key=lambda i: (table.value[i] == 0,) + cost(i, preferred))
         if useful:
             return min(useful, key=lambda i: cost(i, preferred))
         best = min(own, key=cost) if own else None
@@ -352,6 +362,7 @@ def protect(table: Table) -> set[int]:
         wider = candidates(sorted({r for i in component for r in relations_of[i]}))
         return min(wider, key=lambda i: cost(i, preferred)) if wider else None
 
+    widened = dict.fromkeys(first, 0)  # per primary: the rounds a cell was chosen for it
     for i in first:
         suppress(i)
     mend_singletons(deque(r for i in first for r in relations_of[i]))
@@ -360,10 +371,14 @@ def protect(table: Table) -> set[int]:
         if not narrow:
             return suppressed
         touched: set[int] = set()  # relations given a cell this round: their primaries may be mended already
-        for p, component, holding in narrow:
+        for p, component, holding_of in narrow:
             if touched.intersection(relations_of[p]):
                 continue
+            holding = holding_of(p)
+            if holding is None:
+                continue  # reaches 1–4 alone: the programme over all targets had not placed it there
             chosen = widen(p, component, holding)
+            widened[p] += 1
             if chosen is not None:
                 suppress(chosen)
                 touched.update(relations_of[chosen])
@@ -419,9 +434,9 @@ class _Checker:
             groups.setdefault(self._find(i), []).append(i)
         return list(groups.values())
 
-    def narrow(self, suppressed: set[int]) -> list[tuple[int, list[int], list[int]]]:
-        """(primary, its component, the published cells holding its range) for every primary whose range
-        falls short of 1–4, in cell order."""
+    def narrow(self, suppressed: set[int]) -> list[tuple[int, list[int], Callable]]:
+        """(primary, its component, a function giving the published cells holding its range, or None when
+        it reaches 1–4 after all) for every primary not yet shown to reach 1–4, in cell order."""
         out = []
         for component in self.components():
             high = [i for i in component if i in self.need_high]
@@ -437,11 +452,19 @@ class _Checker:
             low = [i for i in low if i in self.need_low]
             if not high and not low:
                 continue
-            reached_high, reached_low, binding = settle(self.table, component, high, low)
-            self.need_high.difference_update(reached_high)
-            self.need_low.difference_update(reached_low)
-            out.extend((p, component, binding.get(p, [])) for p in set(high + low)
-                       if p in self.need_high or p in self.need_low)
+            open_high, open_low, probe = settle(self.table, component, high, low)
+
+            def holding(p: int, probe=probe, open_high=open_high, open_low=open_low) -> list[int] | None:
+                cells = probe(p)
+                if p not in open_high:
+                    self.need_high.discard(p)
+                if p not in open_low:
+                    self.need_low.discard(p)
+                return cells
+
+            self.need_high.difference_update(set(high) - open_high)
+            self.need_low.difference_update(set(low) - open_low)
+            out.extend((p, component, holding) for p in set(high + low) if p in open_high or p in open_low)
         return sorted(out, key=lambda short: self.table.keys[short[0]])
 
 
@@ -501,14 +524,16 @@ def rectangle_reach(table: Table, p: int, suppressed: set[int]) -> tuple[bool, b
     return high, low
 
 
-def settle(table: Table, component: list[int], high: list[int], low: list[int]) -> tuple[set[int], set[int], dict]:
-    """Of the `high` targets, those that can reach 4; of the `low` ones, those that can reach 1; and for
-    each target that cannot, the published cells its range is held by (`binding_cells`).
+def settle(table: Table, component: list[int], high: list[int], low: list[int]) -> tuple[set[int], set[int], Callable]:
+    """Of the `high` targets, those not yet shown to reach 4; of the `low` ones, those not yet shown to reach
+    1 (both sets shrink as `probe` is called); and `probe(target)`, which solves for one target alone and
+    gives the published cells its range is held by (`binding_cells`), or None when it reaches after all.
 
     Solved over the unknowns of one `component`, the published cells as constants. Every
     solution is a feasible point, so each programme settles every target it happens to place
     at 4 or more (1 or less), not only the one it was solved for: programmes over all unsettled
-    targets at once come first, then one target at a time.
+    targets at once come first, then one target at a time, lazily: a round of `protect` widens only
+    the targets no cell chosen earlier in the round touches, and only those need solving alone.
     """
     import highspy
     import numpy as np
@@ -608,16 +633,27 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int]) 
             record(solve([aux[("y" if sense_max else "w", i)] for i in need], sense_max))
             if len(need) == before:
                 break
-        for i in sorted(need, key=lambda i: table.keys[i]):
+
+    start = h.getBasis()
+
+    def probe(i: int) -> list[int] | None:
+        """Target i alone, in each direction it still needs: None when it reaches 1–4 after all, else the
+        published cells holding its range. Solved only for the targets about to be widened, over the
+        programme as it was when `settle` was called."""
+        holding: list[int] = []
+        for need, sense_max in ((need_high, True), (need_low, False)):
             if i in need:
+                h.setBasis(start)  # from the same basis whichever targets were probed before: the same answer
                 solution = solve([col[i]], sense_max)
                 if solution is None:
                     need.discard(i)  # unbounded above
                     continue
                 record(solution)
                 if i in need:
-                    binding.setdefault(i, []).extend(binding_cells())
-    return set(high) - need_high, set(low) - need_low, binding
+                    holding.extend(binding_cells())
+        return list(dict.fromkeys(holding)) if i in need_high or i in need_low else None
+
+    return need_high, need_low, probe
 
 
 # -- over results ---------------------------------------------------------------------------------
