@@ -196,12 +196,16 @@ def _trend_section(report: Report, las: tuple[str, ...]) -> str:
                      "employment": "paid_work", "hepatitis_c": "tested"}
     trend = report.trend
     shown = list(las) or []
+    regions = sorted({row["region_code"] for r in report.results for row in r.row_dicts()
+                      if row["area_code"] in shown and row["region_code"]})
     for metric in dict.fromkeys(trend["metric"].to_list()):
         category = main_category[metric]
         rows = trend.filter((pl.col("metric") == metric) & (pl.col("category") == category))
-        # England's mortality ratio is 100 at every quarter by definition: a reference line, not a series
+        # England's mortality ratio is 100 at every quarter by definition: a reference line, and the region's
+        # ratio beside the LA's (small LAs' ratios are often suppressed) instead of England's flat line
         ratio = metric == "mortality_ratio"
-        keep = ((pl.col("area_type") == "england") & pl.lit(not ratio)) | pl.col("area_code").is_in(shown)
+        keep = pl.col("area_code").is_in(shown + regions) if ratio else (
+            pl.col("area_type") == "england") | pl.col("area_code").is_in(shown)
         rows = rows.filter(keep)
         series: dict[str, list] = {}
         colours: dict[str, str] = {}
