@@ -41,7 +41,8 @@ color:#666}
 table.spine td{padding:.15rem .45rem;vertical-align:middle}table.spine .la-value{font-weight:700}
 table.spine td.bar{padding:0 .2rem}table.spine td.end{font-size:.8rem;color:#333}table.spine td.left{text-align:left}
 table.spine .sub{font-size:.72rem}.spine-bar{display:block}
-table.index td .mark{font-size:.8rem}.back{margin:0}
+table.index{font-size:.85rem}table.index th{vertical-align:bottom;font-size:.8rem}
+table.index td{white-space:nowrap}table.index td.text{white-space:normal}table.index td .mark{font-size:.8rem}.back{margin:0}
 @page{size:A4;margin:12mm}
 @media print{
 body{margin:0;max-width:none;padding:0;font-size:8.5pt}h1{font-size:14pt;margin:0}h2{font-size:11pt;margin-top:.8rem}
@@ -99,7 +100,7 @@ def _metric_table(result, changes: dict) -> str:
             if previous is not None:
                 parts.append("</tbody></table>")
             label = category_label(result.metric, row["category"])
-            parts.append(f"<h3>{escape(label)}</h3><table><thead><tr>"
+            parts.append(f'<h3>{escape(label)}</h3><table data-metric="{result.metric}"><thead><tr>'
                          + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>")
             previous = row["category"]
         name = escape(row["area_name"] or row["area_code"])
@@ -266,6 +267,12 @@ def _rows_by_key(results) -> dict[tuple[str, str, str], dict]:
     return {(r.metric, row["area_code"], row["category"]): row for r in results for row in r.row_dicts()}
 
 
+def _england(rows: dict, metric: str, category: str) -> dict | None:
+    """England's row of a measure among `_rows_by_key`'s."""
+    return next((row for (m, _, cat), row in rows.items() if m == metric and cat == category
+                 and row["area_type"] == "england"), None)
+
+
 def _la_values(results, metric: str, category: str) -> list[float]:
     """The published values of every LA for one measure (suppressed ones left out)."""
     return sorted(row["value"] for r in results if r.metric == metric for row in r.row_dicts()
@@ -324,8 +331,7 @@ def _spine_section(report: Report, la: str, name: str, region_name: str) -> str:
         if metric not in metrics or metric == "in_treatment":
             continue
         mine = rows.get((metric, la, category))
-        england = next((row for (m, _, cat), row in rows.items() if m == metric and cat == category
-                        and row["area_type"] == "england"), None)
+        england = _england(rows, metric, category)
         values = _la_values(report.results, metric, category)
         if mine is None or england is None or england["value"] is None or not values:
             continue
@@ -394,8 +400,7 @@ def _tile(report: Report, metric: str, category: str, la: str, rows: dict, chang
           targets: dict) -> str:
     mine = rows[(metric, la, category)]
     region = rows.get((metric, mine["region_code"], category)) if mine["region_code"] else None
-    england = next((row for (m, _, cat), row in rows.items() if m == metric and cat == category
-                    and row["area_type"] == "england"), None)
+    england = _england(rows, metric, category)
     value = _figure(metric, mine["value"], unit=True)
     lines = [f'<div class="t-name">{escape(SHORT_TITLES[metric])}'
              f'<span class="sub">{escape(category_label(metric, category))}</span></div>',
@@ -535,8 +540,7 @@ def render_pack(report: Report, las: tuple[str, ...] = ()) -> dict[str, str]:
                     f'<td class="text">{escape(regions.get(some["region_code"] or "", ""))}</td>{cells}</tr>')
     first = report.results[0]
     england = "".join(f"<td>{_figure(m, row['value'], unit=True)}</td>" if row else "<td>–</td>"
-                      for row in (next((r for (m2, _, c2), r in rows.items() if m2 == m and c2 == cat
-                                        and r["area_type"] == "england"), None) for m, cat in metrics))
+                      for (m, cat) in metrics for row in [_england(rows, m, cat)])
     heading = "Drug and alcohol treatment outcomes — local authority pack"
     index = (f"<h1>{escape(heading)}</h1><p class=\"meta\">{first.period}"
              + (f" · baseline {report.baseline[0].period}" if report.baseline else "")
