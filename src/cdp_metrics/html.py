@@ -38,11 +38,14 @@ break-inside:avoid;font-variant-numeric:tabular-nums;display:flex;flex-direction
 .t-line{font-size:.8rem;color:#333}.t-line b{font-weight:600}.spark{display:block;margin-top:.2rem;width:100%;
 max-width:150px;height:auto}.spark-axis{display:flex;justify-content:space-between;max-width:150px;font-size:.65rem;
 color:#666}
-table.spine td{padding:.15rem .45rem;vertical-align:middle}table.spine .la-value{font-weight:700}
+table.spine{width:100%}table.spine td{padding:.15rem .45rem;vertical-align:middle}
+.spine-key{font-size:.8rem;margin:.2rem 0}.spine-key span{margin-right:1rem;white-space:nowrap}
+.spine-key svg{vertical-align:middle;margin-right:.3rem}table.spine .la-value{font-weight:700}
 table.spine td.bar{padding:0 .2rem}table.spine td.end{font-size:.8rem;color:#333}table.spine td.left{text-align:left}
 table.spine .sub{font-size:.72rem}.spine-bar{display:block}
 table.index{font-size:.85rem}table.index th{vertical-align:bottom;font-size:.8rem}
 table.index td{white-space:nowrap}table.index td.text{white-space:normal}table.index td .mark{font-size:.8rem}.back{margin:0}
+@media screen and (max-width:760px){.tiles{grid-template-columns:repeat(2,1fr)}}
 @page{size:A4;margin:12mm}
 @media print{
 body{margin:0;max-width:none;padding:0;font-size:8.5pt}h1{font-size:14pt;margin:0}h2{font-size:11pt;margin-top:.8rem}
@@ -51,7 +54,8 @@ body{margin:0;max-width:none;padding:0;font-size:8.5pt}h1{font-size:14pt;margin:
 .t-main{margin:0}.t-main .value{font-size:14pt}.badge{font-size:7pt}.tile.key .badge{font-size:6.5pt}
 table.spine{width:100%;margin:.2rem 0}table.spine td{padding:1px 4px}table.spine th{padding:2px 4px}
 .spine-bar{width:200px;height:auto}table.spine .sub{font-size:6.5pt}table.spine td.end{font-size:7pt}
-.summary .note{font-size:7pt;margin:.2rem 0}h3{font-size:10pt;margin:.5rem 0 .2rem}
+.summary .note{font-size:7pt;margin:.2rem 0}table.spine td.text{white-space:nowrap}
+.spark,.spark-axis{max-width:125px}.spark-axis{font-size:6pt}.spine-key{font-size:7pt;margin:.1rem 0}h3{font-size:10pt;margin:.5rem 0 .2rem}
 table{page-break-inside:auto}tr,.tile,figure{break-inside:avoid}thead{display:table-header-group}
 tfoot{display:table-footer-group}h2,h3{break-after:avoid}th{background:#eef1f5}
 .badge,.tile,th{-webkit-print-color-adjust:exact;print-color-adjust:exact}
@@ -253,7 +257,7 @@ HEADLINE = (("in_treatment", "all"), ("unmet_need", "ocu"), ("unmet_need", "alco
             ("housing", "acute"), ("employment", "paid_work"), ("hepatitis_c", "tested"))
 SPINE_NOTE = (
     "How the chart is built: each bar runs from the lowest to the highest value among the local authorities "
-    "in this extract whose figure is published (suppressed figures are left out; n is how many); the darker "
+    "in this extract whose figure is published (suppressed figures are left out; LAs: how many); the darker "
     "band is the middle half of them (25th to 75th percentile, linear interpolation). England is the centre "
     "line, and each bar is scaled so that the authority furthest from England reaches its end. Where higher "
     "or lower is better, better is to the right (the ends are labelled worst and best); otherwise higher is "
@@ -357,11 +361,21 @@ def _spine_section(report: Report, la: str, name: str, region_name: str) -> str:
     if not body:
         return ""
     head = ("<thead><tr><th class=\"text\">Measure</th><th>Count</th><th>" + escape(name) + "</th><th>Region</th>"
-            "<th>England</th><th>n</th><th></th><th class=\"bar\">Range of LAs, England at the centre</th>"
+            "<th>England</th><th>LAs</th><th></th><th class=\"bar\">Range of LAs</th>"
             "<th></th></tr></thead>")
     note = SPINE_NOTE.format(name=escape(name), region=escape(region_name or "the region"))
+    key = ('<p class="spine-key">'
+           + "".join(f'<span><svg width="{w}" height="14" viewBox="0 0 {w} 14" xmlns="http://www.w3.org/2000/svg" '
+                     f'aria-hidden="true">{shape}</svg>{escape(label)}</span>' for w, shape, label in (
+                         (12, f'<circle cx="6" cy="7" r="5.5" fill="{COLOURS["similar"]}"/>', name),
+                         (12, '<path d="M6 2 l5 5 l-5 5 l-5 -5 z" fill="#fff" stroke="#111" stroke-width="1.3"/>',
+                          region_name or "region"),
+                         (6, '<line x1="3" x2="3" y1="0" y2="14" stroke="#111" stroke-width="2"/>', "England"),
+                         (22, '<rect x="0" y="2" width="22" height="10" fill="#dcdcdc"/>', "range of LAs"),
+                         (22, '<rect x="0" y="2" width="22" height="10" fill="#9a9a9a"/>', "middle half")))
+           + "</p>")
     return (f'<h3>How {escape(name)} compares with the other local authorities</h3>'
-            f'<table class="spine">{head}<tbody>{"".join(body)}</tbody></table><p class="note">{note}</p>')
+            f'<table class="spine">{head}<tbody>{"".join(body)}</tbody></table>{key}<p class="note">{note}</p>')
 
 
 def _direction(metric: str, category: str) -> bool | None:
