@@ -44,7 +44,8 @@ table.spine{width:100%}table.spine td{padding:.15rem .45rem;vertical-align:middl
 table.spine td.bar{padding:0 .2rem}table.spine td.end{font-size:.8rem;color:#333}table.spine td.left{text-align:left}
 table.spine .sub{font-size:.72rem}.spine-bar{display:block}
 table.index{font-size:.85rem}table.index th{vertical-align:bottom;font-size:.8rem}
-table.index td{white-space:nowrap}table.index td.text{white-space:normal}table.index td .mark{font-size:.8rem}.back{margin:0}
+table.index td{white-space:nowrap}table.index td.text{white-space:normal}table.index td .mark{font-size:.8rem}
+.back{margin:0}
 @media screen and (max-width:760px){.tiles{grid-template-columns:repeat(2,1fr)}}
 @page{size:A4;margin:12mm}
 @media print{
@@ -55,7 +56,8 @@ body{margin:0;max-width:none;padding:0;font-size:8.5pt}h1{font-size:14pt;margin:
 table.spine{width:100%;margin:.2rem 0}table.spine td{padding:1px 4px}table.spine th{padding:2px 4px}
 .spine-bar{width:200px;height:auto}table.spine .sub{font-size:6.5pt}table.spine td.end{font-size:7pt}
 .summary .note{font-size:7pt;margin:.2rem 0}table.spine td.text{white-space:nowrap}
-.spark,.spark-axis{max-width:125px}.spark-axis{font-size:6pt}.spine-key{font-size:7pt;margin:.1rem 0}h3{font-size:10pt;margin:.5rem 0 .2rem}
+.spark,.spark-axis{max-width:125px}.spark-axis{font-size:6pt}.spine-key{font-size:7pt;margin:.1rem 0}
+h3{font-size:10pt;margin:.5rem 0 .2rem}
 table{page-break-inside:auto}tr,.tile,figure{break-inside:avoid}thead{display:table-header-group}
 tfoot{display:table-footer-group}h2,h3{break-after:avoid}th{background:#eef1f5}
 .badge,.tile,th{-webkit-print-color-adjust:exact;print-color-adjust:exact}
@@ -171,18 +173,7 @@ def line_chart(series: dict[str, list[tuple[date, float | None]]], colours: dict
                    f'<text x="{width - right}" y="{y(reference[0]) - 5:.1f}" font-size="11" text-anchor="end" '
                    f'fill="#444">{escape(reference[1])}</text>')
     for name, values in series.items():
-        segment: list[str] = []
-        segments = []
-        for d, v in values:
-            if v is None:
-                if segment:
-                    segments.append(segment)
-                segment = []
-            else:
-                segment.append(f"{x(d):.1f},{y(v):.1f}")
-        if segment:
-            segments.append(segment)
-        for seg in segments:
+        for seg in _segments([None if v is None else (x(d), y(v)) for d, v in values]):
             svg.append(f'<polyline fill="none" stroke="{colours[name]}" stroke-width="2.2" points="{" ".join(seg)}"/>')
             for pt in seg:
                 cx, cy = pt.split(",")
@@ -190,6 +181,17 @@ def line_chart(series: dict[str, list[tuple[date, float | None]]], colours: dict
     svg.append("</svg>")
     legend = "".join(f'<span style="color:{colours[n]}">&#9632; {escape(n)}</span>' for n in series)
     return f'<figure class="chart">{"".join(svg)}<figcaption class="legend">{legend}</figcaption></figure>'
+
+
+def _segments(points: list[tuple[float, float] | None]) -> list[list[str]]:
+    """The runs of present points ("x,y" each) between missing ones: a line's segments, a gap where suppressed."""
+    segments: list[list[str]] = [[]]
+    for point in points:
+        if point is None:
+            segments.append([])
+        else:
+            segments[-1].append(f"{point[0]:.1f},{point[1]:.1f}")
+    return [seg for seg in segments if seg]
 
 
 def _trend_section(report: Report, las: tuple[str, ...]) -> str:
@@ -394,16 +396,8 @@ def sparkline_svg(points: list[float | None], width: int = 150, height: int = 30
     step = (width - 8) / (len(points) - 1)
     coords = [None if v is None else (4 + i * step, height - 4 - (height - 8) * (v - lo) / span)
               for i, v in enumerate(points)]
-    segments, segment = [], []
-    for point in coords + [None]:
-        if point is None:
-            if segment:
-                segments.append(segment)
-            segment = []
-        else:
-            segment.append(f"{point[0]:.1f},{point[1]:.1f}")
     lines = "".join(f'<polyline fill="none" stroke="{SERIES["la"]}" stroke-width="1.6" points="{" ".join(seg)}"/>'
-                    for seg in segments)
+                    for seg in _segments(coords))
     last = next((p for p in reversed(coords) if p is not None))
     return (f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="trend by quarter">{lines}'
@@ -507,8 +501,8 @@ def render_html(report: Report, las: tuple[str, ...] = (), title: str | None = N
             f"<h1>{escape(heading)}</h1>"]
     body += [_summary_section(report, shown, la) for la in la_codes(shown, las)] if las else []
     body.append(f'<p class="meta">Period {first.period}{escape(baseline)}. Comparison with England at '
-                f"{first.confidence:g}% confidence: ▲ better, ● similar, ▼ worse; △ higher, ▽ lower where neither is "
-                "better. * = suppressed (a count from 1 to 4, or a figure hidden to protect one).</p>")
+                f"{first.confidence:g}% confidence: ▲ better, ● similar, ▼ worse; △ higher, ▽ lower where neither "
+                "is better. * = suppressed (a count from 1 to 4, or a figure hidden to protect one).</p>")
     for result in shown.results:
         body.append(f"<h2>{escape(TITLES[result.metric])}</h2>")
         body.append(_metric_table(result, changes))
@@ -572,4 +566,5 @@ def render_pack(report: Report, las: tuple[str, ...] = ()) -> dict[str, str]:
 def _mark(comparison: str | None) -> str:
     if not comparison:
         return ""
-    return f' <span class="mark" style="color:{COLOURS[comparison]}" title="{comparison}">{MARKS[comparison]}</span>'
+    return (f' <span class="mark" style="color:{COLOURS[comparison]}" title="{comparison}">'
+            f"{MARKS[comparison]}</span>")
