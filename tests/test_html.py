@@ -207,10 +207,27 @@ def test_the_page_reads_as_a_board_paper(calderdale):
             if name in heads and table.attrs.get("data-metric") not in (None, "mortality_ratio"):
                 cells = [tr.find_all("td")[heads.index(name)].text() for tr in table.find("tbody").find_all("tr")]
                 assert cells and not [c for c in cells if c.endswith(".0")], (name, cells)
+    # printed: A4, the summary alone on its page, table rows never split and headers repeated on each page
+    css = root.find("style").text()
+    print_css = css[css.index("@media print"):]
+    for rule in ("@page{size:A4", ".summary{break-after:page}", "thead{display:table-header-group}"):
+        assert rule in css
+    assert re.search(r"(^|[},])tr(,[^{]*)?\{break-inside:avoid", print_css)
     # the mortality ratio's trend: no flat England series, a dashed England = 100 line instead
     chart = next(f for f in root.find_all("figure", class_="chart") if "Mortality ratio" in f.text())
     assert "England" not in chart.find("figcaption").text()
     assert chart.find("line", class_="reference") is not None and "England = 100" in chart.text()
+
+
+def test_a_page_of_several_las_has_a_summary_for_each(tmp_path):
+    page = tmp_path / "two.html"
+    run = cli("report", "--la", LEEDS, "--la", CALDERDALE, "--html", page, "-f", "json")
+    assert run.exit_code == 0, run.stderr
+    summaries = dom(page).find_all("section", class_="summary")
+    assert [s.attrs["data-la"] for s in summaries] == [CALDERDALE, LEEDS]  # by name
+    assert [s.find("h2").text() for s in summaries] == ["Calderdale: summary", "Leeds: summary"]
+    every = cli("report", "--html", page, "-f", "json")  # all areas: tables only, no LA to summarise
+    assert every.exit_code == 0 and not dom(page).find_all("section", class_="summary")
 
 
 def test_json_is_the_same_with_or_without_pages(calderdale, tmp_path):
