@@ -267,6 +267,10 @@ def test_pack_of_every_la_and_html_to_a_folder(tmp_path):
     links = {a.attrs["href"] for a in dom(pack / "index.html").find("table", class_="index").find_all("a")}
     assert links == {f"{code}.html" for code in las}
     assert not list(pack.glob(".*.tmp"))  # atomic writes leave no temporary file
+    slash = tmp_path / "new"
+    run = cli("report", "--la", LEEDS, "--html", f"{slash}/", "-f", "json")  # `--html DIR/`: a pack too
+    assert run.exit_code == 0, run.stderr
+    assert sorted(p.name for p in slash.iterdir()) == ["E08000035.html", "index.html"]
     blocked = tmp_path / "file"
     blocked.write_text("x")
     run = cli("report", "--html-dir", blocked, "-f", "json")

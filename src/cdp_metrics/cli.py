@@ -461,14 +461,14 @@ def report(
         typer.Option("--trend-from", metavar="YYYY-MM-DD", rich_help_panel=PERIOD, help="First date of the trend."),
     ] = None,
     html: Annotated[
-        Optional[Path],
+        Optional[str],
         typer.Option("--html", metavar="FILE", rich_help_panel=OUTPUT,
-                     help="Also write the report as one self-contained HTML page (a folder: as --html-dir)."),
+                     help="Also write the report as one self-contained HTML page (DIR/ or a folder: as --html-dir)."),
     ] = None,
     html_dir: Annotated[
         Optional[Path],
         typer.Option("--html-dir", metavar="DIR", rich_help_panel=OUTPUT,
-                     help="Also write a pack: DIR/<la_code>.html for each --la (every LA if none) and DIR/index.html."),
+                     help="Also write a pack: DIR/<la_code>.html for each --la (every LA if none), DIR/index.html."),
     ] = None,
 ) -> None:
     """Every metric for one LA (--la) or all, against region, England, baseline and targets, from one read.
@@ -489,17 +489,18 @@ def report(
     common.output_format()  # a bad --format is a usage error before any work
     baseline = None if baseline_end.lower() == "none" else _parse_date(baseline_end, "--baseline-end")
     options = common.run_options()
-    if html is not None and html.is_dir():
-        html, html_dir = None, html_dir or html
-    pages = html is not None or html_dir is not None
+    page = None if html is None else Path(html)
+    if page is not None and (html.endswith(("/", os.sep)) or page.is_dir()):  # `--html pack/`: a pack
+        page, html_dir = None, html_dir or page
+    pages = page is not None or html_dir is not None
     with _progress(common.quiet) as step:
         result = build(options, baseline_end=baseline, targets_path=targets, trend=trend,
                        trend_from=_parse_date(trend_from, "--trend-from"), warn=_warner(common), step=step,
                        every_la=pages)  # the pages place each LA among all of them
-    if html is not None:
+    if page is not None:
         from .html import render_html
 
-        render.write_atomic(html, render_html(result, options.las))
+        render.write_atomic(page, render_html(result, options.las))
     if html_dir is not None:
         from .html import render_pack
 

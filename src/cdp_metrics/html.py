@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from html import escape
 
@@ -273,16 +274,23 @@ def _rows_by_key(results) -> dict[tuple[str, str, str], dict]:
     return {(r.metric, row["area_code"], row["category"]): row for r in results for row in r.row_dicts()}
 
 
-def _england(rows: dict, metric: str, category: str) -> dict | None:
-    """England's row of a measure among `_rows_by_key`'s."""
-    return next((row for (m, _, cat), row in rows.items() if m == metric and cat == category
-                 and row["area_type"] == "england"), None)
+@dataclass
+class Everyone:
+    """What the pages read of every area, worked out once however many pages are drawn."""
+
+    rows: dict[tuple[str, str, str], dict]  # each published row under (metric, area_code, category)
+    england: dict[tuple[str, str], dict]  # England's row of each (metric, category)
+    values: dict[tuple[str, str], list[float]]  # every LA's published values of each, sorted (suppressed left out)
 
 
-def _la_values(results, metric: str, category: str) -> list[float]:
-    """The published values of every LA for one measure (suppressed ones left out)."""
-    return sorted(row["value"] for r in results if r.metric == metric for row in r.row_dicts()
-                  if row["category"] == category and row["area_type"] == "la" and row["value"] is not None)
+def everyone(results) -> Everyone:
+    rows = _rows_by_key(results)
+    england = {(m, cat): row for (m, _, cat), row in rows.items() if row["area_type"] == "england"}
+    values: dict[tuple[str, str], list[float]] = {}
+    for (m, _, cat), row in rows.items():
+        if row["area_type"] == "la" and row["value"] is not None:
+            values.setdefault((m, cat), []).append(row["value"])
+    return Everyone(rows, england, {key: sorted(v) for key, v in values.items()})
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -328,17 +336,16 @@ def _spine_bar(values: list[float], england: float, la: float | None, region: fl
     return "".join(parts)
 
 
-def _spine_section(report: Report, la: str, name: str, region_name: str) -> str:
+def _spine_section(every: Everyone, la: str, name: str, region_name: str) -> str:
     """The Fingertips-style spine chart: each measure's LA value on the range of every LA in the extract."""
-    rows = _rows_by_key(report.results)
-    metrics = {r.metric for r in report.results}
+    rows = every.rows
     body = []
     for metric, category in HEADLINE:
-        if metric not in metrics or metric == "in_treatment":
+        if metric == "in_treatment":
             continue
         mine = rows.get((metric, la, category))
-        england = _england(rows, metric, category)
-        values = _la_values(report.results, metric, category)
+        england = every.england.get((metric, category))
+        values = every.values.get((metric, category))
         if mine is None or england is None or england["value"] is None or not values:
             continue
         region = rows.get((metric, mine["region_code"], category)) if mine["region_code"] else None
@@ -404,11 +411,10 @@ def sparkline_svg(points: list[float | None], width: int = 150, height: int = 30
             f'<circle cx="{last[0]:.1f}" cy="{last[1]:.1f}" r="2.4" fill="{SERIES["la"]}"/></svg>')
 
 
-def _tile(report: Report, metric: str, category: str, la: str, rows: dict, changes: dict,
-          targets: dict) -> str:
+def _tile(report: Report, metric: str, category: str, la: str, rows: dict, england: dict | None,
+          changes: dict, targets: dict) -> str:
     mine = rows[(metric, la, category)]
     region = rows.get((metric, mine["region_code"], category)) if mine["region_code"] else None
-    england = _england(rows, metric, category)
     value = _figure(metric, mine["value"], unit=True)
     lines = [f'<div class="t-name">{escape(SHORT_TITLES[metric])}'
              f'<span class="sub">{escape(category_label(metric, category))}</span></div>',
@@ -446,8 +452,8 @@ def _tile(report: Report, metric: str, category: str, la: str, rows: dict, chang
     return f'<div class="tile" data-metric="{metric}" data-category="{category}">{"".join(lines)}</div>'
 
 
-def _summary_section(full: Report, shown: Report, la: str) -> str:
-    """One LA's summary page: its headline tiles, then the spine chart against every LA in `full`."""
+def _summary_section(every: Everyone, shown: Report, la: str) -> str:
+    """One LA's summary page: its headline tiles, then the spine chart against every LA (`every`)."""
     rows = _rows_by_key(shown.results)
     metrics = [(m, cat) for m, cat in HEADLINE if (m, la, cat) in rows]
     if not metrics:
@@ -459,7 +465,8 @@ def _summary_section(full: Report, shown: Report, la: str) -> str:
     changes = shown.changes_by_key()
     targets = {} if shown.targets is None else {
         (t["metric"], t["category"]): t for t in shown.targets.iter_rows(named=True) if t["la_code"] == la}
-    tiles = "".join(_tile(shown, m, cat, la, rows, changes, targets) for m, cat in metrics)
+    tiles = "".join(_tile(shown, m, cat, la, rows, every.england.get((m, cat)), changes, targets)
+                    for m, cat in metrics)
     period = shown.results[0].period
     baseline = f" · baseline {shown.baseline[0].period}" if shown.baseline else ""
     key = ('<div class="tile key"><div class="t-name">Reading the tiles</div><div class="t-line">'
@@ -473,7 +480,7 @@ def _summary_section(full: Report, shown: Report, la: str) -> str:
             f'<p class="meta">{period}{escape(baseline)}'
             + (f" · region: {escape(region_name)}" if region_name else "") + "</p>"
             f'<div class="tiles">{tiles}{key}</div>'
-            + _spine_section(full, la, name, region_name) + "</section>")
+            + _spine_section(every, la, name, region_name) + "</section>")
 
 
 def la_codes(report: Report, las: tuple[str, ...] = ()) -> list[str]:
@@ -484,11 +491,12 @@ def la_codes(report: Report, las: tuple[str, ...] = ()) -> list[str]:
 
 
 def render_html(report: Report, las: tuple[str, ...] = (), title: str | None = None,
-                index: str | None = None) -> str:
+                index: str | None = None, every: Everyone | None = None) -> str:
     """The whole report as one HTML document: a summary page per LA of `las`, then the tables.
 
     `report` is best built with every LA (`report.build(every_la=True)`): the spine charts place each LA
-    among all of them; the tables show `las` only. `index`: a link back to a pack's index page.
+    among all of them; the tables show `las` only. `index`: a link back to a pack's index page;
+    `every`: `everyone(report.results)`, when already worked out.
     """
     shown = report.select(las)
     first = shown.results[0]
@@ -499,7 +507,9 @@ def render_html(report: Report, las: tuple[str, ...] = (), title: str | None = N
     baseline = (f"; baseline {shown.baseline[0].period}" if shown.baseline else "")
     body = [f'<p class="back"><a href="{escape(index)}">All areas</a></p>' if index else "",
             f"<h1>{escape(heading)}</h1>"]
-    body += [_summary_section(report, shown, la) for la in la_codes(shown, las)] if las else []
+    if las:
+        every = every or everyone(report.results)
+        body += [_summary_section(every, shown, la) for la in la_codes(shown, las)]
     body.append(f'<p class="meta">Period {first.period}{escape(baseline)}. Comparison with England at '
                 f"{first.confidence:g}% confidence: ▲ better, ● similar, ▼ worse; △ higher, ▽ lower where neither "
                 "is better. * = suppressed (a count from 1 to 4, or a figure hidden to protect one).</p>")
@@ -528,9 +538,10 @@ def render_pack(report: Report, las: tuple[str, ...] = ()) -> dict[str, str]:
     One computation (`report`, built with every LA) rendered once per LA.
     """
     codes = la_codes(report, las)
-    pages = {f"{code}.html": render_html(report, (code,), index="index.html") for code in codes}
-    rows = _rows_by_key(report.results)
-    metrics = [(m, cat) for m, cat in HEADLINE if any(k[0] == m and k[2] == cat for k in rows)]
+    every = everyone(report.results)
+    pages = {f"{code}.html": render_html(report, (code,), index="index.html", every=every) for code in codes}
+    rows = every.rows
+    metrics = [key for key in HEADLINE if key in every.england]
     head = "".join(f'<th>{escape(SHORT_TITLES[m])}<span class="sub">{escape(category_label(m, cat))}</span></th>'
                    for m, cat in metrics)
     body = []
@@ -548,7 +559,7 @@ def render_pack(report: Report, las: tuple[str, ...] = ()) -> dict[str, str]:
                     f'<td class="text">{escape(regions.get(some["region_code"] or "", ""))}</td>{cells}</tr>')
     first = report.results[0]
     england = "".join(f"<td>{_figure(m, row['value'], unit=True)}</td>" if row else "<td>–</td>"
-                      for (m, cat) in metrics for row in [_england(rows, m, cat)])
+                      for (m, cat) in metrics for row in [every.england[m, cat]])
     heading = "Drug and alcohol treatment outcomes — local authority pack"
     index = (f"<h1>{escape(heading)}</h1><p class=\"meta\">{first.period}"
              + (f" · baseline {report.baseline[0].period}" if report.baseline else "")
