@@ -505,7 +505,7 @@ def render_html(report: Report, las: tuple[str, ...] = (), title: str | None = N
     heading = title or ("Drug and alcohol treatment outcomes — " + (", ".join(names) if las else "all areas"))
     changes = shown.changes_by_key()
     baseline = (f"; baseline {shown.baseline[0].period}" if shown.baseline else "")
-    body = [f'<p class="back"><a href="{escape(index)}">All areas</a></p>' if index else "",
+    body = [f'<p class="back"><a href="{escape(index)}">All local authorities</a></p>' if index else "",
             f"<h1>{escape(heading)}</h1>"]
     if las:
         every = every or everyone(report.results)
