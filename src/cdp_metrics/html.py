@@ -376,7 +376,7 @@ def _spine_section(every: Everyone, la: str, name: str, region_name: str) -> str
     key = ('<p class="spine-key">'
            + "".join(f'<span><svg width="{w}" height="14" viewBox="0 0 {w} 14" xmlns="http://www.w3.org/2000/svg" '
                      f'aria-hidden="true">{shape}</svg>{escape(label)}</span>' for w, shape, label in (
-                         (12, f'<circle cx="6" cy="7" r="5.5" fill="{COLOURS["similar"]}"/>', name),
+                         (12, '<circle cx="6" cy="7" r="5.5" fill="#8c8c8c"/>', f"{name} (coloured as its tile)"),
                          (12, '<path d="M6 2 l5 5 l-5 5 l-5 -5 z" fill="#fff" stroke="#111" stroke-width="1.3"/>',
                           region_name or "region"),
                          (6, '<line x1="3" x2="3" y1="0" y2="14" stroke="#111" stroke-width="2"/>', "England"),
