@@ -7,14 +7,13 @@ every LA's published values (a run without --la: disclosure control is the same 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from conftest import CALDERDALE, LEEDS, cli
+from test_report import _chromium, _headless
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ROOT / "examples" / "targets.csv"
@@ -278,18 +277,6 @@ def test_pack_of_every_la_and_html_to_a_folder(tmp_path):
 
 
 # -- in a real browser --------------------------------------------------------------------------------------
-
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def _headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=120,
-    )
-
 
 def pdf_pages(path: Path) -> int:
     """Pages of a PDF as Chromium writes it (each page object says `/Type /Page`)."""
