@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean sample
+.PHONY: run test bench clean sample docs-images
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found (set PYTHON=python3.x, 3.11 or newer)"; exit 1; }
@@ -27,6 +27,10 @@ sample: $(STAMP)
 	$(BIN)/cdp-metrics samples --out data/samples --people 30000 --seed 2023 --end 2024-03-31 --years 5 \
 	  --la E08000033 --la E08000035 --la E08000034 --la E08000032 --la E08000039 --la E06000010 \
 	  --la E08000003 --la E08000012 --la E06000052 --la E09000033 --la E08000025 --la E10000016
+
+## docs-images: the README's pictures under docs/ (needs Chromium): the report's summary page
+docs-images: $(STAMP)
+	$(BIN)/python docs/summary_screenshot.py
 
 ## bench: timings against a bare read, DuckDB SQL and pandas, then the cross-check (several minutes)
 bench: $(STAMP)

@@ -212,7 +212,7 @@ def test_html_report_is_self_contained_and_renders_in_a_real_browser(tmp_path):
     for text in ("Drug and alcohol treatment outcomes — Calderdale", "Unmet need", "Calderdale",
                  "Yorkshire and The Humber", "England", expected, "Trend (rolling 12 months", "<svg"):
         assert text in dom, text
-    assert dom.count("<svg") == 10  # one trend chart per metric (six of v1, four of v2)
+    assert dom.count('<svg class="chart"') == 10  # one trend chart per metric (six of v1, four of v2)
 
 
 def test_report_table_has_sections_and_change_column():

@@ -461,9 +461,14 @@ def report(
         typer.Option("--trend-from", metavar="YYYY-MM-DD", rich_help_panel=PERIOD, help="First date of the trend."),
     ] = None,
     html: Annotated[
-        Optional[Path],
+        Optional[str],
         typer.Option("--html", metavar="FILE", rich_help_panel=OUTPUT,
-                     help="Also write the report as one self-contained HTML page."),
+                     help="Also write the report as one self-contained HTML page (DIR/ or a folder: as --html-dir)."),
+    ] = None,
+    html_dir: Annotated[
+        Optional[Path],
+        typer.Option("--html-dir", metavar="DIR", rich_help_panel=OUTPUT,
+                     help="Also write a pack: DIR/<la_code>.html for each --la (every LA if none), DIR/index.html."),
     ] = None,
 ) -> None:
     """Every metric for one LA (--la) or all, against region, England, baseline and targets, from one read.
@@ -474,6 +479,8 @@ def report(
 
       cdp-metrics report --la E08000033 --trend quarterly --html calderdale.html
 
+      cdp-metrics report --trend quarterly --html-dir pack/
+
       cdp-metrics report --data my_la --benchmarks data/benchmarks/ohid_2023-09.csv --targets targets.csv
     """
     from . import render
@@ -482,15 +489,36 @@ def report(
     common.output_format()  # a bad --format is a usage error before any work
     baseline = None if baseline_end.lower() == "none" else _parse_date(baseline_end, "--baseline-end")
     options = common.run_options()
+    page = None if html is None else Path(html)
+    if page is not None and (html.endswith(("/", os.sep)) or page.is_dir()):  # `--html pack/`: a pack
+        page, html_dir = None, html_dir or page
+    pages = page is not None or html_dir is not None
     with _progress(common.quiet) as step:
         result = build(options, baseline_end=baseline, targets_path=targets, trend=trend,
-                       trend_from=_parse_date(trend_from, "--trend-from"), warn=_warner(common), step=step)
-    if html is not None:
+                       trend_from=_parse_date(trend_from, "--trend-from"), warn=_warner(common), step=step,
+                       every_la=pages)  # the pages place each LA among all of them
+    if page is not None:
         from .html import render_html
 
-        render.write_atomic(html, render_html(result, options.las))
+        render.write_atomic(page, render_html(result, options.las))
+    if html_dir is not None:
+        from .html import render_pack
+
+        _write_pack(html_dir, render_pack(result, options.las))
+    result = result.select(options.las) if pages else result
     _emit(common, result.results, document=result.document(), changes=result.changes_by_key,
           after_table=lambda console: _print_extras(result, options.las, console))
+
+
+def _write_pack(folder: Path, pages: dict[str, str]) -> None:
+    """Each page written atomically; the index last, so that it never links a page not yet written."""
+    from . import render
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--html-dir {folder}: exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in sorted(pages, key=lambda n: n == "index.html"):
+        render.write_atomic(folder / name, pages[name])
 
 
 def _print_extras(result, las, console) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import calendar
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from . import CONTRACT_VERSION
-from . import contract as c, disclosure
+from . import areas, contract as c, disclosure
 from .errors import InputError, UsageError
 from .periods import Period, add_months
 from .io import read_side_table
@@ -65,6 +65,26 @@ class Report:
         if self.changes is None:
             return {}
         return {(r["metric"], r["area_code"], r["category"]): r for r in self.changes.iter_rows(named=True)}
+
+    def select(self, las: tuple[str, ...]) -> Report:
+        """The report as a run with `--la las` gives it: their rows, their regions' and England's.
+
+        Disclosure control runs over every area whatever `--la` is (`pipeline.publish`), so a report
+        built for every LA and then selected has the same figures as one built for `las` alone.
+        """
+        if not las:
+            return self
+
+        def pick(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+            return None if frame is None else areas.select_las(frame, las)
+
+        changes_ = pick(self.changes)
+        targets = None if self.targets is None else progress(
+            self.targets.select("la_code", "metric", "category", "target"), changes_)
+        return replace(self, results=[replace(r, rows=pick(r.rows)) for r in self.results],
+                       baseline=None if self.baseline is None else [replace(r, rows=pick(r.rows))
+                                                                    for r in self.baseline],
+                       changes=changes_, targets=targets, trend=pick(self.trend))
 
     def document(self) -> dict:
         """The report's JSON document; its tables as DataFrames (`render.dumps` writes them out)."""
@@ -162,19 +182,26 @@ def quarter_ends(start: date, end: date) -> list[date]:
 
 def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_END,
           targets_path: Path | None = None, trend: str | None = None, trend_from: date | None = None,
-          warn: Callable[[str], None] | None = None, step: Callable[[str], None] | None = None) -> Report:
+          warn: Callable[[str], None] | None = None, step: Callable[[str], None] | None = None,
+          every_la: bool = False) -> Report:
     """Every metric for the period, and for the baseline period and trend quarters when asked.
 
     The tables are read and validated first; then the baseline period is worked
     out on a second thread while this one works out the current period (Polars
     releases the GIL, and neither period waits for the other), and the trend
     quarters two at a time. Their diagnostics are shown afterwards, in order.
+
+    `every_la`: keep every LA's rows, not only `--la`'s (which are still checked); `Report.select`
+    then gives any LA's report from the one computation (the HTML pages and pack).
     """
     step = step or (lambda _: None)
     if trend is not None and trend != "quarterly":
         raise UsageError(f"--trend {trend}: only 'quarterly' is supported")
     extract = Extract(options, warn)
     extract.check_las()
+    counted = options.las if every_la else ()
+    if every_la:
+        extract.options = replace(options, las=())
     if options.suppress:
         disclosure.prepare()  # the solver is imported while the tables are read
     extract.prepare()
@@ -182,9 +209,10 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     baseline_period = Period.ending(baseline_end, options.months) if baseline_end is not None else None
     covered, why = _covers(extract, baseline_period) if baseline_period else (False, "")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_all_metrics, extract.for_period(baseline_end, quiet=True)) if covered else None
+        pending = (pool.submit(_all_metrics, extract.for_period(baseline_end, quiet=True), counted)
+                   if covered else None)
         step("current period")
-        results, counts = _all_metrics(extract)
+        results, counts = _all_metrics(extract, counted)
         tables = {extract.period.end: counts}  # each period's suppressed cells, once however often it is shown
         for r in results:
             for note in r.warnings:
@@ -217,7 +245,7 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         if baseline is not None:
             known[baseline_end] = (baseline, tables[baseline_end])
         with ThreadPoolExecutor(max_workers=2) as pool:
-            pending_quarters = {q: pool.submit(_all_metrics, extract.for_period(q, quiet=True))
+            pending_quarters = {q: pool.submit(_all_metrics, extract.for_period(q, quiet=True), counted)
                                 for q in ends if q not in known}
             quarters = [known[q] if q in known else pending_quarters[q].result() for q in ends]
         tables.update(zip(ends, (counts for _, counts in quarters)))
@@ -236,9 +264,18 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     return Report(results, baseline, changes_, targets, trend_rows, notes)
 
 
-def _all_metrics(extract: Extract) -> tuple[list[Result], tuple[set, set]]:
-    """Every metric the extract can give, published; a metric whose table or columns are missing is left out."""
-    return period_results(extract, available("report", extract))
+def _all_metrics(extract: Extract, las: tuple[str, ...] = ()) -> tuple[list[Result], tuple[set, set]]:
+    """Every metric the extract can give, published; a metric whose table or columns are missing is left out.
+
+    `las`: the results keep every LA (`build(every_la=True)`), but the suppressed figures are counted
+    among those `--la las` shows, as in a run without every LA.
+    """
+    results, counts = period_results(extract, available("report", extract))
+    if las:
+        cells, first = counts
+        picked = disclosure.shown([replace(r, rows=areas.select_las(r.rows, las)) for r in results], cells)
+        counts = (picked, picked & first)
+    return results, counts
 
 
 def _covers(extract: Extract, period: Period) -> tuple[bool, str]:
