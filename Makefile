@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean sample
+.PHONY: run test bench clean sample docs-images
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found (set PYTHON=python3.x, 3.11 or newer)"; exit 1; }
@@ -33,6 +33,10 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/run.py --scale
+
+## docs-images: regenerate docs/workbook.png (needs LibreOffice and poppler: see docs/workbook_image.py)
+docs-images: $(STAMP)
+	$(BIN)/python docs/workbook_image.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
