@@ -157,6 +157,7 @@ def test_output_format_from_extension(extract, tmp_path):
     ("in-treatment", ("-o", "report.html"), "cannot write a .html file"),
     ("report", ("-o", "report.pdf"), "cannot write a .pdf file"),
     ("in-treatment", ("-f", "json", "-o", "report.xlsx"), "a .xlsx file, but --format json"),
+    ("in-treatment", ("-f", "xlsx", "-o", "report.txt"), "a .txt file, but --format xlsx"),
     ("validate", ("-o", "errors.xlsx"), "cannot write a .xlsx file"),
 ])
 def test_output_extension_the_command_cannot_write_is_a_usage_error(extract, tmp_path, command, args, message):

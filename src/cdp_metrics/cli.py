@@ -189,7 +189,7 @@ class Common:
                 known = ", ".join(f".{e}" for e, f in EXTENSIONS.items() if f in formats)
                 raise UsageError(f"--output {self.output}: cannot write a .{suffix} file (use {known}, "
                                  "or name the format with --format)")
-            if fmt is not None and implied not in (None, "table", fmt):
+            if fmt is not None and implied not in (None, fmt) and (implied != "table" or fmt == "xlsx"):
                 raise UsageError(f"--output {self.output}: a .{suffix} file, but --format {fmt}")
             fmt = fmt or implied or "json"
         if fmt is None:
