@@ -251,7 +251,7 @@ def _header_text(text: str) -> str:
 
 def _areas_line(las: tuple[str, ...], rows: list[dict]) -> str:
     if not las:
-        return "every LA in the extract, its region and England"
+        return "every LA in the extract, their regions and England"
     names = {row["area_code"]: row["area_name"] for row in rows}
     shown = ", ".join(f"{names.get(code) or code} ({code})" for code in las)
     return f"{shown}, with its region and England" if len(las) == 1 else f"{shown}, with their regions and England"
