@@ -38,5 +38,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/run.py --scale
 
+## docs-images: regenerate docs/workbook.png (needs LibreOffice and poppler: see docs/workbook_image.py)
+docs-images: $(STAMP)
+	$(BIN)/python docs/workbook_image.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

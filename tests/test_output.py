@@ -146,10 +146,28 @@ def test_output_to_a_device_writes_through_it(extract, tmp_path):
 
 def test_output_format_from_extension(extract, tmp_path):
     for name, check in (("x.csv", lambda t: t.startswith("area_code,")), ("x.ndjson", lambda t: t.startswith('{"')),
-                        ("x.txt", lambda t: json.loads(t)["metric"] == "in_treatment")):
+                        ("x.jsonl", lambda t: t.startswith('{"')), ("x.txt", lambda t: "Numbers in treatment" in t),
+                        ("noextension", lambda t: json.loads(t)["metric"] == "in_treatment")):
         out = tmp_path / name
         assert cli("in-treatment", "--data", extract, "--period-end", END, "-o", out).exit_code == 0
         assert check(out.read_text()), name
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("in-treatment", ("-o", "report.html"), "cannot write a .html file"),
+    ("report", ("-o", "report.pdf"), "cannot write a .pdf file"),
+    ("in-treatment", ("-f", "json", "-o", "report.xlsx"), "a .xlsx file, but --format json"),
+    ("in-treatment", ("-f", "xlsx", "-o", "report.txt"), "a .txt file, but --format xlsx"),
+    ("validate", ("-o", "errors.xlsx"), "cannot write a .xlsx file"),
+])
+def test_output_extension_the_command_cannot_write_is_a_usage_error(extract, tmp_path, command, args, message):
+    """Not JSON silently written into a file whose name says otherwise: exit 2, nothing written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    args = tuple(str(out / a) if "." in a and a[0] != "-" else a for a in args)
+    run = cli(command, "--data", extract, *args)
+    assert run.exit_code == 2 and message in run.stderr, run.stderr
+    assert list(out.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -205,6 +223,7 @@ def test_help_and_version_do_not_import_polars():
         "sys.argv = ['cdp-metrics', 'unmet-need', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "assert 'polars' not in sys.modules, 'polars imported by command help'\n"
+        "assert 'xlsxwriter' not in sys.modules, 'xlsxwriter imported by command help'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -28,17 +28,7 @@ class CheckReport:
         return self.errors.height
 
     def table_summaries(self) -> list[dict]:
-        return [
-            {
-                "file": str(t.source.path),
-                "table": t.source.table.name,
-                "rows_read": t.rows_read,
-                "rows_used": t.frame.height,
-                "rows_rejected": t.rows_rejected,
-                "errors": t.errors.height,
-            }
-            for t in self.tables
-        ]
+        return [{**t.counts(), "errors": t.errors.height} for t in self.tables]
 
 
 def check_extract(options: RunOptions, rejects: Path | None = None) -> CheckReport:

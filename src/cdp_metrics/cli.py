@@ -30,7 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-METRIC_FORMATS = ("table", "json", "ndjson", "csv")
+METRIC_FORMATS = ("table", "json", "ndjson", "csv", "xlsx")
+# --output's extension -> the format it implies (txt: the table as plain text)
+EXTENSIONS = {"json": "json", "ndjson": "ndjson", "jsonl": "ndjson", "csv": "csv", "xlsx": "xlsx", "txt": "table"}
 
 
 def _version(value: bool) -> None:
@@ -99,9 +101,11 @@ METRIC_OPTIONS = [
     _opt("la", Optional[list[str]], None, "--la", panel=PERIOD, metavar="CODE",
          help="Only this LA (repeatable), with its region and England."),
     _opt("format", Optional[str], None, "--format", "-f", panel=OUTPUT, metavar="|".join(METRIC_FORMATS),
-         help="Output format. Default: table on a terminal, else JSON (or from --output's extension)."),
+         help="Output format. Default: table on a terminal, else JSON (or from --output's extension). "
+              "xlsx: an Excel workbook, to -o FILE.xlsx or a redirected stdout."),
     _opt("output", Optional[Path], None, "--output", "-o", panel=OUTPUT, metavar="FILE",
-         help="Write the data to FILE atomically instead of stdout."),
+         help="Write the data to FILE atomically instead of stdout; .json, .ndjson, .csv, .xlsx or .txt "
+              "(the table) say the format."),
     _opt("no_suppress", bool, False, "--no-suppress", panel=OUTPUT,
          help="Show counts from 1 to 4 and their figures (internal use only)."),
     _opt("confidence", str, "95", "--confidence", panel=OUTPUT, metavar="95|99.8",
@@ -170,14 +174,29 @@ class Common:
         )
 
     def output_format(self, formats: tuple[str, ...] = METRIC_FORMATS) -> str:
-        if self.format is not None:
-            if self.format not in formats:
-                raise UsageError(f"--format {self.format}: must be one of {', '.join(formats)}")
-            return self.format
+        """The format to write: --format, else --output's extension (none: JSON), else table on a terminal.
+
+        An --output extension the command cannot write, or one naming another format than --format's,
+        is a usage error; so is a workbook to a terminal.
+        """
+        if self.format is not None and self.format not in formats:
+            raise UsageError(f"--format {self.format}: must be one of {', '.join(formats)}")
+        fmt = self.format
         if self.output is not None:
             suffix = self.output.suffix.lower().lstrip(".")
-            return suffix if suffix in formats and suffix != "table" else "json"
-        return "table" if sys.stdout.isatty() and "table" in formats else "json"
+            implied = EXTENSIONS.get(suffix)
+            if fmt is None and suffix and implied not in formats:
+                known = ", ".join(f".{e}" for e, f in EXTENSIONS.items() if f in formats)
+                raise UsageError(f"--output {self.output}: cannot write a .{suffix} file (use {known}, "
+                                 "or name the format with --format)")
+            if fmt is not None and implied not in (None, fmt) and (implied != "table" or fmt == "xlsx"):
+                raise UsageError(f"--output {self.output}: a .{suffix} file, but --format {fmt}")
+            fmt = fmt or implied or "json"
+        if fmt is None:
+            fmt = "table" if sys.stdout.isatty() and "table" in formats else "json"
+        if fmt == "xlsx" and self.output is None and sys.stdout.isatty():
+            raise UsageError("--format xlsx: a workbook is binary; give -o FILE.xlsx (or redirect stdout)")
+        return fmt
 
 
 @functools.cache
@@ -254,15 +273,24 @@ def shared_options(*groups: list[inspect.Parameter]):
     return decorate
 
 
-def _emit(common: Common, results, *, document: dict | None = None, changes=None, after_table=None) -> None:
+def _emit(common: Common, results, *, document: dict | None = None, changes=None, after_table=None,
+          command: str = "", inputs: list[dict] = (), report=None) -> None:
     """Render results in the chosen format to stdout or atomically to --output; warnings already on stderr.
 
     `document` replaces the plain JSON of the results; `changes()` gives the since-baseline column of
     tables (only called for tables); `after_table(console)` prints more under the tables on a terminal.
+    A workbook names the `command`, lists the `inputs` read (`Extract.inputs`) and holds a `report`'s other tables.
     """
     from . import render
 
     fmt = common.output_format()
+    if fmt == "xlsx":
+        from .xlsx import About, workbook
+
+        about = About(command, list(inputs), not common.no_suppress,
+                      tuple(dict.fromkeys(common.la or ())))
+        _write(common, workbook(results, about, report))
+        return
     if fmt == "table":
         changes = changes() if changes is not None else None
         if common.output is not None:
@@ -286,22 +314,27 @@ def _warner(common: Common):
     return lambda message: _say("warning:", "yellow", message)
 
 
-def _write(common: Common, text: str) -> None:
-    """Machine-format text to --output (atomically) or stdout."""
+def _write(common: Common, text: str | bytes) -> None:
+    """Machine-format text (or a workbook's bytes) to --output (atomically) or stdout."""
     from . import render
 
     if common.output is not None:
         render.write_atomic(common.output, text)
+    elif isinstance(text, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text)
+        sys.stdout.buffer.flush()
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
 
 
 def _run(command: str, common: Common) -> None:
-    from .pipeline import run
+    from .pipeline import run_with_inputs
 
     common.output_format()  # a bad --format is a usage error before any work
-    _emit(common, run(command, common.run_options(), warn=_warner(common)))
+    results, inputs = run_with_inputs(command, common.run_options(), warn=_warner(common))
+    _emit(common, results, command=command, inputs=inputs)
 
 
 METRIC = (DATA_OPTIONS, METRIC_OPTIONS, DIAGNOSTIC_OPTIONS)
@@ -507,7 +540,8 @@ def report(
         _write_pack(html_dir, render_pack(result, options.las))
     result = result.select(options.las) if pages else result
     _emit(common, result.results, document=result.document(), changes=result.changes_by_key,
-          after_table=lambda console: _print_extras(result, options.las, console))
+          after_table=lambda console: _print_extras(result, options.las, console), command="report",
+          inputs=result.inputs, report=result)
 
 
 def _write_pack(folder: Path, pages: dict[str, str]) -> None:

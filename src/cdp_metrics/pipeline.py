@@ -165,6 +165,10 @@ class Extract:
         self.extract_end  # noqa: B018 (cached)
         self.benchmarks  # noqa: B018 (cached)
 
+    def inputs(self) -> list[dict]:
+        """The tables read so far, in contract order: each file with its rows read, used and rejected."""
+        return [self._tables[t.name].counts() for t in INPUT_TABLES if t.name in self._tables]
+
     def frame(self, table: c.Table) -> pl.LazyFrame:
         return self.table(table).frame.lazy()
 
@@ -479,6 +483,12 @@ def period_results(extract: Extract, steps) -> tuple[list[Result], tuple[set, se
 
 def run(command: str, options: RunOptions, warn: Callable[[str], None] | None = None) -> list[Result]:
     """Run one command's metrics over one read of the extract."""
+    return run_with_inputs(command, options, warn)[0]
+
+
+def run_with_inputs(command: str, options: RunOptions,
+                    warn: Callable[[str], None] | None = None) -> tuple[list[Result], list[dict]]:
+    """`run`, and the input files it read with their row counts (`Extract.inputs`)."""
     extract = Extract(options, warn)
     extract.check_las()
     if options.suppress:
@@ -489,4 +499,4 @@ def run(command: str, options: RunOptions, warn: Callable[[str], None] | None = 
         result.warnings.extend(line)
         for note in result.warnings:
             extract.note(note)
-    return results
+    return results, extract.inputs()

@@ -285,21 +285,22 @@ def sparkline(values: list[float | None]) -> str:
     return "".join(" " if v is None else SPARKS[round((v - lo) * scale)] for v in values)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: all or nothing.
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes: a workbook) to `path` through a temporary file and a rename: all or nothing.
 
     A target that exists and is not a regular file (/dev/null, a named pipe, /dev/stdout) is
     written to directly: renaming over it would replace the device itself.
     """
     path = Path(path)
+    mode = {"mode": "wb"} if isinstance(text, bytes) else {"mode": "w", "encoding": "utf-8", "newline": ""}
     if path.exists() and not path.is_file():
-        with path.open("w", encoding="utf-8", newline="") as fh:
+        with path.open(**mode) as fh:
             fh.write(text)
         return
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with os.fdopen(fd, **mode) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

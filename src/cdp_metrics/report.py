@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -59,6 +59,7 @@ class Report:
     targets: pl.DataFrame | None
     trend: pl.DataFrame | None
     notes: list[str]
+    inputs: list[dict] = field(default_factory=list)  # the files read, with their rows used and rejected
 
     def changes_by_key(self) -> dict[tuple[str, str, str], dict]:
         """Each change row under its (metric, area_code, category): what tables and pages look up."""
@@ -261,7 +262,7 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         for r in results:
             r.warnings.append(line)
         extract.note(line)
-    return Report(results, baseline, changes_, targets, trend_rows, notes)
+    return Report(results, baseline, changes_, targets, trend_rows, notes, extract.inputs())
 
 
 def _all_metrics(extract: Extract, las: tuple[str, ...] = ()) -> tuple[list[Result], tuple[set, set]]:

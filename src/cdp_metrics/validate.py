@@ -47,6 +47,11 @@ class Validated:
     def rows_rejected(self) -> int:
         return self.rows_read - self.frame.height
 
+    def counts(self) -> dict:
+        """The file, its table and how many rows were read, used and rejected."""
+        return {"file": str(self.source.path), "table": self.source.table.name, "rows_read": self.rows_read,
+                "rows_used": self.frame.height, "rows_rejected": self.rows_rejected}
+
     def summary(self) -> str | None:
         """One line naming how many rows were left out and why, or None."""
         if self.errors.is_empty():
