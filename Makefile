@@ -28,19 +28,17 @@ sample: $(STAMP)
 	  --la E08000033 --la E08000035 --la E08000034 --la E08000032 --la E08000039 --la E06000010 \
 	  --la E08000003 --la E08000012 --la E06000052 --la E09000033 --la E08000025 --la E10000016
 
-## docs-images: the README's pictures under docs/ (needs Chromium): the report's summary page
+## docs-images: the README's pictures under docs/: the report's summary page (needs Chromium) and a
+## sheet of the workbook (needs LibreOffice and poppler: see docs/workbook_image.py)
 docs-images: $(STAMP)
 	$(BIN)/python docs/summary_screenshot.py
+	$(BIN)/python docs/workbook_image.py
 
 ## bench: timings against a bare read, DuckDB SQL and pandas, then the cross-check (several minutes)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/run.py --scale
-
-## docs-images: regenerate docs/workbook.png (needs LibreOffice and poppler: see docs/workbook_image.py)
-docs-images: $(STAMP)
-	$(BIN)/python docs/workbook_image.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

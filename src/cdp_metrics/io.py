@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pydantic is imported only when a mapping is used
     from .mapping import Mapping
 
 ROW = "_row"
+EPISODE_ROW = "_episode_row"  # a TOP's episode, as that episode's ROW: an integer key for the §9 joins
 EXTENSIONS = (".csv", ".parquet", ".pq")
 
 

@@ -18,7 +18,7 @@ from . import areas, benchmarks, disclosure, metrics
 from . import contract as c
 from .errors import InputError, UsageError
 from .geography import check_la_codes, lookup
-from .io import Source, find_table_file, read_side_table
+from .io import EPISODE_ROW, ROW, Source, find_table_file, read_side_table
 from .people import people_in_treatment
 from .periods import Period, last_month_end_on_or_before
 from .result import Result
@@ -164,6 +164,8 @@ class Extract:
                 self.table(table)
         self.extract_end  # noqa: B018 (cached)
         self.benchmarks  # noqa: B018 (cached)
+        if self.has(c.REVIEWS):
+            self.tops  # noqa: B018 (cached)
 
     def inputs(self) -> list[dict]:
         """The tables read so far, in contract order: each file with its rows read, used and rejected."""
@@ -204,9 +206,19 @@ class Extract:
     def people(self) -> pl.LazyFrame:
         """The period's people; with the index episode's own substances and hepatitis C fields when the
         extract has what the §9 measures read."""
-        carry = (*(("substance_1", "substance_2", "substance_3") if self.has(c.REVIEWS) else ()),
+        reviews = self.has(c.REVIEWS)
+        carry = (*(("substance_1", "substance_2", "substance_3", EPISODE_ROW) if reviews else ()),
                  *(c.HCV_COLUMNS if self.has_hcv else ()))
-        return people_in_treatment(self.frame(c.EPISODES), self.period, carry).lazy()
+        episodes = self.frame(c.EPISODES)
+        if reviews:
+            episodes = episodes.with_columns(pl.col(ROW).alias(EPISODE_ROW))
+        return people_in_treatment(episodes, self.period, carry).lazy()
+
+    @_cached
+    def tops(self) -> pl.LazyFrame:
+        """The valid TOPs in the order the §9 picks read them (`metrics.order_tops`): sorted once, shared by
+        every period of a run."""
+        return metrics.order_tops(self.frame(c.REVIEWS)).lazy()
 
     @_cached
     def cube(self) -> pl.LazyFrame:
@@ -365,17 +377,17 @@ def completions(extract: Extract) -> list[Result]:
 
 
 def progress(extract: Extract) -> list[Result]:
-    la = metrics.progress(extract.people, extract.frame(c.REVIEWS), extract.period, extract.options.reduction_days)
+    la = metrics.progress(extract.people, extract.tops, extract.period, extract.options.reduction_days)
     return [_result(extract, "progress", la, "proportion", c.PROGRESS_CATEGORIES, tables=(c.EPISODES, c.REVIEWS))]
 
 
 def housing(extract: Extract) -> list[Result]:
-    la = metrics.housing(extract.people, extract.frame(c.REVIEWS), extract.period)
+    la = metrics.housing(extract.people, extract.tops, extract.period)
     return [_result(extract, "housing", la, "proportion", c.HOUSING_CATEGORIES, tables=(c.EPISODES, c.REVIEWS))]
 
 
 def employment(extract: Extract) -> list[Result]:
-    la = metrics.employment(extract.people, extract.frame(c.REVIEWS), extract.period)
+    la = metrics.employment(extract.people, extract.tops, extract.period)
     return [_result(extract, "employment", la, "proportion", c.EMPLOYMENT_CATEGORIES,
                     tables=(c.EPISODES, c.REVIEWS))]
 

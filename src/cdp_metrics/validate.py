@@ -16,7 +16,7 @@ import polars as pl
 
 from . import contract as c
 from .contract import Column, Table
-from .io import ROW, Source, collect_raw, scan_table
+from .io import EPISODE_ROW, ROW, Source, collect_raw, scan_table
 from .errors import InputError
 
 if TYPE_CHECKING:  # pydantic is imported only when a mapping is used
@@ -237,11 +237,15 @@ def _review_rules(strings: set[str]) -> list[tuple[str, str, pl.Expr]]:
 
 
 def _join_episodes(lf: pl.LazyFrame, episodes: Validated) -> pl.LazyFrame:
-    """Reviews with their episode's client_id and triage_date (valid episodes only; ids are unique there)."""
+    """Reviews with their episode's client_id, triage_date and row (valid episodes only; ids are unique there).
+
+    The row (`EPISODE_ROW`) stays on the valid reviews: the §9 measures join TOPs to index episodes on it,
+    an integer, rather than on the episode_id text."""
     valid = episodes.frame.lazy().select(
         pl.col("episode_id").alias(_TYPED + "episode_id"),
         pl.col("client_id").alias(_EPISODE + "client_id"),
         pl.col("triage_date").alias(_EPISODE + "triage_date"),
+        pl.col(ROW).alias(EPISODE_ROW),
     )
     rejected_ids = episodes.rejected.get_column("episode_id").drop_nulls() \
         if "episode_id" in episodes.rejected.columns else pl.Series([], dtype=pl.String)
@@ -295,7 +299,8 @@ def validate(source: Source, mapping: Mapping | None = None, episodes: Validated
             repeated = ~_blank(ident, {ident}) & ~pl.col(ident).is_first_distinct()  # typed ids are text
             checked = checked.with_columns(repeated.alias(flag))
     bad_rows = checked.select(pl.any_horizontal(flag_names)).to_series()
-    typed_columns = [pl.col(ROW), *[_t(col.name).alias(col.name) for col in columns]]
+    typed_columns = [pl.col(ROW), *[_t(col.name).alias(col.name) for col in columns],
+                     *([pl.col(EPISODE_ROW)] if table is c.REVIEWS else [])]
     if not bad_rows.any():
         frame = _add_absent_columns(checked.select(typed_columns), table)
         empty = pl.DataFrame(schema=ERROR_SCHEMA)

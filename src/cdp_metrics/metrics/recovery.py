@@ -15,6 +15,11 @@ person's index episode count. Three TOPs are picked per index episode:
   value leaves the person out of that denominator (no fall-back).
 
 Ids are compared as text, as episode ids are for index episodes.
+
+The TOPs come in ordered once per run (`order_tops`: by episode, review_date,
+then review_id), so that each pick is a filter that keeps order and a look at
+the neighbouring row, not a sort; TOPs and people are joined on the episode's
+row in the validated episodes (`EPISODE_ROW`), an integer, not on its id text.
 """
 
 from __future__ import annotations
@@ -23,29 +28,37 @@ import polars as pl
 
 from .. import contract as c
 from ..areas import SMALL_TABLES
+from ..io import EPISODE_ROW
 from ..people import substance_group
 from ..periods import Period
 from .treatment import successful
 
 SUBSTANCE_COLUMNS = ("substance_1", "substance_2", "substance_3")
-_ORDER = ["episode_id", "review_date", "review_id"]
+_TOP_COLUMNS = ["review_date", "stage", *c.DAYS_COLUMNS, "housing", *c.WORK_COLUMNS]
 _LA_COLUMNS = ["la_code", "category", "numerator", "denominator"]
+
+
+def order_tops(reviews: pl.LazyFrame) -> pl.DataFrame:
+    """The valid TOPs (with `EPISODE_ROW`) sorted by their episode, review_date, then review_id as text:
+    the order every pick below relies on. review_id is only needed for that order and is left out."""
+    order = reviews.select(pl.arg_sort_by(EPISODE_ROW, "review_date", "review_id")).collect().to_series()
+    return reviews.select(EPISODE_ROW, *_TOP_COLUMNS).collect().gather(order)
 
 
 def _adults(people: pl.LazyFrame) -> pl.LazyFrame:
     return people.filter(pl.col("adult"))
 
 
-def _tops_of(reviews: pl.LazyFrame, adults: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
-    """The TOPs of the adults' index episodes: episode_id, review_id, review_date, stage and `columns`."""
-    return reviews.select("episode_id", "review_id", "review_date", "stage", *columns).join(
-        adults.select("episode_id"), on="episode_id", how="semi"
-    )
+def _tops_of(tops: pl.LazyFrame, adults: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+    """The ordered TOPs of the adults' index episodes: EPISODE_ROW, review_date, stage and `columns`."""
+    index = adults.select(EPISODE_ROW).collect().to_series()
+    return tops.select(EPISODE_ROW, "review_date", "stage", *columns).filter(pl.col(EPISODE_ROW).is_in(index.implode()))
 
 
 def _pick(tops: pl.LazyFrame, keep: str) -> pl.LazyFrame:
-    """One TOP per episode: the first or last by review_date, then review_id (as text)."""
-    return tops.sort(_ORDER).unique("episode_id", keep=keep, maintain_order=False)
+    """One TOP per episode of ordered TOPs (a filter keeps the order): the first or the last of each episode's."""
+    key = pl.col(EPISODE_ROW)
+    return tops.filter((key != key.shift(1 if keep == "first" else -1)).fill_null(True))
 
 
 def latest_top(tops: pl.LazyFrame, period: Period) -> pl.LazyFrame:
@@ -53,7 +66,7 @@ def latest_top(tops: pl.LazyFrame, period: Period) -> pl.LazyFrame:
     return _pick(tops.filter(pl.col("review_date").is_between(period.start, period.end)), "last")
 
 
-def progress(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period, reduction_days: int) -> pl.DataFrame:
+def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period, reduction_days: int) -> pl.DataFrame:
     """Adults showing substantial progress (completed without acute housing, or improving), over adults.
 
     Categories: `all` and the four substance groups (of the period's substance union, like every
@@ -65,25 +78,26 @@ def progress(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period, reduct
     `reduction_days`.
     """
     adults = _adults(people).with_columns(substance_group().cast(pl.String).alias("category"))
-    tops = _tops_of(reviews, adults, [*c.DAYS_COLUMNS, "housing"])
+    tops = _tops_of(tops, adults, [*c.DAYS_COLUMNS, "housing"])
 
     last_by_end = _pick(tops.filter(pl.col("review_date") <= period.end), "last").select(
-        "episode_id", (pl.col("housing") == "acute").fill_null(False).alias("_acute")
+        EPISODE_ROW, (pl.col("housing") == "acute").fill_null(False).alias("_acute")
     )
     start = _pick(tops.filter(pl.col("stage") == "start"), "first").select(
-        "episode_id", pl.col("review_date").alias("_start_date"),
+        EPISODE_ROW, pl.col("review_date").alias("_start_date"),
         *[pl.col(d).alias(f"_start_{d}") for d in c.DAYS_COLUMNS],
     )
     review = _pick(
         tops.filter(pl.col("stage").is_in(["review", "exit"]) & pl.col("review_date").is_between(period.start, period.end))
-        .join(start.select("episode_id", "_start_date"), on="episode_id", how="inner")
+        .join(start.select(EPISODE_ROW, "_start_date"), on=EPISODE_ROW, how="inner", maintain_order="left")
         .filter(pl.col("review_date") > pl.col("_start_date")),
         "last",
-    ).select("episode_id", *[pl.col(d).alias(f"_latest_{d}") for d in c.DAYS_COLUMNS])
+    ).select(EPISODE_ROW, *[pl.col(d).alias(f"_latest_{d}") for d in c.DAYS_COLUMNS])
 
     def cites(column: str) -> pl.Expr:
-        codes = [s for s, d in c.TOP_DAYS.items() if d == column]
-        return pl.any_horizontal(pl.col(s).cast(pl.String).is_in(codes).fill_null(False) for s in SUBSTANCE_COLUMNS)
+        codes = pl.Series([s for s, d in c.TOP_DAYS.items() if d == column], dtype=pl.Enum(c.SUBSTANCES))
+        # compared as the Enum itself: casting to text first cost ~30 ms a column nationally
+        return pl.any_horizontal(pl.col(s).is_in(codes.implode()).fill_null(False) for s in SUBSTANCE_COLUMNS)
 
     usable, good = [], []
     for d in c.DAYS_COLUMNS:
@@ -96,10 +110,10 @@ def progress(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period, reduct
     completed = successful(period) & ~pl.col("_acute").fill_null(False)
 
     per_person = (
-        adults.select("episode_id", "la_code", "category", "discharge_date", "discharge_reason", *SUBSTANCE_COLUMNS)
-        .join(last_by_end, on="episode_id", how="left")
-        .join(start, on="episode_id", how="left")
-        .join(review.with_columns(pl.lit(True).alias("_has_review")), on="episode_id", how="left")
+        adults.select(EPISODE_ROW, "la_code", "category", "discharge_date", "discharge_reason", *SUBSTANCE_COLUMNS)
+        .join(last_by_end, on=EPISODE_ROW, how="left")
+        .join(start, on=EPISODE_ROW, how="left")
+        .join(review.with_columns(pl.lit(True).alias("_has_review")), on=EPISODE_ROW, how="left")
         .with_columns(pl.col("_has_review").fill_null(False))
         .select("la_code", "category", (completed | improving.fill_null(False)).alias("_progress"))
     )
@@ -116,7 +130,7 @@ def _by_group(per_person: pl.LazyFrame, flag: str) -> pl.DataFrame:
                       groups.select(_LA_COLUMNS)]).collect(engine=SMALL_TABLES)
 
 
-def _latest_counts(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period,
+def _latest_counts(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period,
                    categories: dict[str, tuple[str, pl.Expr]]) -> pl.DataFrame:
     """Per LA and category: adults whose latest TOP meets the category's test, over those whose column is set.
 
@@ -124,8 +138,8 @@ def _latest_counts(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period,
     """
     adults = _adults(people)
     columns = sorted({column for column, _ in categories.values()})
-    latest = latest_top(_tops_of(reviews, adults, columns), period)
-    joined = adults.select("episode_id", "la_code").join(latest, on="episode_id", how="inner")
+    latest = latest_top(_tops_of(tops, adults, columns), period)
+    joined = adults.select(EPISODE_ROW, "la_code").join(latest, on=EPISODE_ROW, how="inner")
     aggs = []
     for category, (column, test) in categories.items():
         known = pl.col(column).is_not_null()
@@ -139,17 +153,17 @@ def _latest_counts(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period,
     ])
 
 
-def housing(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period) -> pl.DataFrame:
+def housing(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period) -> pl.DataFrame:
     """Adults whose latest TOP records an acute housing problem / no housing problem, over those it records."""
-    return _latest_counts(people, reviews, period, {
+    return _latest_counts(people, tops, period, {
         "acute": ("housing", pl.col("housing") == "acute"),
         "no_problem": ("housing", pl.col("housing") == "none"),
     })
 
 
-def employment(people: pl.LazyFrame, reviews: pl.LazyFrame, period: Period) -> pl.DataFrame:
+def employment(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period) -> pl.DataFrame:
     """Adults whose latest TOP records at least a day of paid work / voluntary work / education."""
-    return _latest_counts(people, reviews, period, {
+    return _latest_counts(people, tops, period, {
         "paid_work": ("paid_work_days", pl.col("paid_work_days") >= 1),
         "voluntary_work": ("volunteer_days", pl.col("volunteer_days") >= 1),
         "education": ("education_days", pl.col("education_days") >= 1),
