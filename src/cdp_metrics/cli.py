@@ -89,7 +89,10 @@ DATA_OPTIONS = [
 METRIC_OPTIONS = [
     _opt("benchmarks", Optional[Path], None, "--benchmarks", panel=INPUT, metavar="FILE",
          help="Published region/England figures (CSV) to show and compare against, for an extract of some LAs "
-              "only; e.g. data/benchmarks/ohid_2023-09.csv."),
+              "only; e.g. data/benchmarks/ohid_2023-09.csv, or a Fingertips download (data.csv)."),
+    _opt("benchmarks_map", Optional[Path], None, "--benchmarks-map", panel=INPUT, metavar="FILE",
+         help="TOML saying which Fingertips indicator is which metric and category ([fingertips.ID] with metric "
+              "and category). Default: the shipped map."),
     _opt("period_end", Optional[str], None, "--period-end", panel=PERIOD, metavar="YYYY-MM-DD",
          help="Last day of the reporting period. Default: the last month end on or before the extract's latest date."),
     _opt("months", int, 12, "--months", panel=PERIOD, min=1, max=120,
@@ -143,6 +146,7 @@ class Common:
     prevalence_year: Optional[str] = None
     la: Optional[list[str]] = None
     benchmarks: Optional[Path] = None
+    benchmarks_map: Optional[Path] = None
     format: Optional[str] = None
     output: Optional[Path] = None
     no_suppress: bool = False
@@ -165,7 +169,8 @@ class Common:
             period_end=_parse_date(self.period_end, "--period-end"), months=self.months,
             prevalence_year=self.prevalence_year, las=tuple(dict.fromkeys(self.la or ())),
             confidence=float(self.confidence), suppress=not self.no_suppress, strict=self.strict,
-            mapping=self.mapping, benchmarks=self.benchmarks, reference_rates=self.reference_rates,
+            mapping=self.mapping, benchmarks=self.benchmarks, benchmarks_map=self.benchmarks_map,
+            reference_rates=self.reference_rates,
             representation_months=self.representation_months, reduction_days=self.reduction_days,
         )
 

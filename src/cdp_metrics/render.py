@@ -168,10 +168,10 @@ def _ci(row: dict) -> str:
     return f"{row['ci_lower']:.1f}–{row['ci_upper']:.1f}"
 
 
-def _area(row: dict):
+def _area(row: dict, period: str | None = None):
     from rich.text import Text
 
-    name = row["area_name"] or row["area_code"]
+    name = (row["area_name"] or row["area_code"]) + (f" ({period})" if period else "")
     if row["area_type"] == "region":
         return Text(f"  {name}", style="italic")
     if row["area_type"] == "england":
@@ -236,7 +236,7 @@ def to_table(results: list[Result], console, notes: bool = False, changes: dict 
                 ]
             if changes:
                 cells.append(_change(changes.get((result.metric, row["area_code"], category))))
-            rows.append((_area(row), cells))
+            rows.append((_area(row, result.benchmark_periods.get((row["area_code"], category))), cells))
         widths = [max([len(h)] + [len(str(cells[i])) for _, cells in rows if cells]) for i, h in enumerate(headers)]
         title = f"{TITLES[result.metric]} — {result.period}"
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
