@@ -465,6 +465,18 @@ def report(
         Optional[str],
         typer.Option("--trend-from", metavar="YYYY-MM-DD", rich_help_panel=PERIOD, help="First date of the trend."),
     ] = None,
+    workforce: Annotated[
+        Optional[Path],
+        typer.Option("--workforce", metavar="FILE", rich_help_panel=INPUT,
+                     help="CSV of each LA's treatment workforce (la_code, workers: full-time equivalents): "
+                          "caseload per worker."),
+    ] = None,
+    funding: Annotated[
+        Optional[Path],
+        typer.Option("--funding", metavar="FILE", rich_help_panel=INPUT,
+                     help="CSV of each LA's funding (la_code, year like 2023-24, amount): funding per person in "
+                          "treatment, for the financial year holding the period end."),
+    ] = None,
     html: Annotated[
         Optional[Path],
         typer.Option("--html", metavar="FILE", rich_help_panel=OUTPUT,
@@ -480,6 +492,8 @@ def report(
       cdp-metrics report --la E08000033 --trend quarterly --html calderdale.html
 
       cdp-metrics report --data my_la --benchmarks data/benchmarks/ohid_2023-09.csv --targets targets.csv
+
+      cdp-metrics report --la E08000033 --workforce examples/workforce.csv --funding examples/funding.csv
     """
     from . import render
     from .report import build
@@ -489,7 +503,8 @@ def report(
     options = common.run_options()
     with _progress(common.quiet) as step:
         result = build(options, baseline_end=baseline, targets_path=targets, trend=trend,
-                       trend_from=_parse_date(trend_from, "--trend-from"), warn=_warner(common), step=step)
+                       trend_from=_parse_date(trend_from, "--trend-from"), workforce_path=workforce,
+                       funding_path=funding, warn=_warner(common), step=step)
     if html is not None:
         from .html import render_html
 
@@ -532,6 +547,8 @@ def _print_extras(result, las, console) -> None:
             table.add_row(render.SHORT_TITLES[metric], rows["area_name"][0] or _code, render.sparkline(values),
                           render._num(values[0], decimals), render._num(values[-1], decimals))
         console.print(table)
+    if result.context is not None and result.context.height:
+        console.print(render.context_table(result.context))
     for note in result.notes:
         console.print(f"note: {note}", style="dim", markup=False)
 

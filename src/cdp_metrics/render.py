@@ -307,3 +307,31 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+CONTEXT_TITLES = {"caseload_per_worker": "Caseload per worker", "funding_per_person": "Funding per person in treatment"}
+
+
+def context_lines(row: dict) -> tuple[str, str, str]:
+    """(measure, value, how it is made) of one `report` context row, for tables and pages."""
+    adults = _num(row["adults"], 0)
+    if row["measure"] == "caseload_per_worker":
+        value = _num(row["value"])
+        detail = (f"{adults} adults with an episode open at the period end ÷ {row['workers']:,.1f} FTE workers "
+                  f"(ambition: {row['ambition']})")
+    else:
+        value = "*" if row["suppressed"] else ("–" if row["value"] is None else f"£{row['value']:,.0f}")
+        detail = f"£{row['amount']:,.0f} ({row['year']}) ÷ {adults} adults in treatment"
+    return CONTEXT_TITLES[row["measure"]], value, detail
+
+
+def context_table(context):
+    """The report's context measures as a Rich table (one row per LA and measure)."""
+    from rich.table import Table
+
+    table = Table(title="Context", title_justify="left")
+    for name in ("Area", "Measure", "Value", "Made of"):
+        table.add_column(name, justify="right" if name == "Value" else "left")
+    for row in context.iter_rows(named=True):
+        table.add_row(row["area_name"] or row["la_code"], *context_lines(row))
+    return table

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from . import CONTRACT_VERSION
-from . import contract as c, disclosure
+from . import context, contract as c, disclosure
 from .errors import InputError, UsageError
 from .periods import Period, add_months
 from .io import read_side_table
@@ -59,6 +59,7 @@ class Report:
     targets: pl.DataFrame | None
     trend: pl.DataFrame | None
     notes: list[str]
+    context: pl.DataFrame | None = None  # caseload per worker, funding per person (`context.build`)
 
     def changes_by_key(self) -> dict[tuple[str, str, str], dict]:
         """Each change row under its (metric, area_code, category): what tables and pages look up."""
@@ -78,6 +79,8 @@ class Report:
             doc["targets"] = self.targets
         if self.trend is not None:
             doc["trend"] = self.trend.with_columns(pl.col("period_end").cast(pl.String))
+        if self.context is not None:
+            doc["context"] = self.context
         return doc
 
 
@@ -162,7 +165,7 @@ def quarter_ends(start: date, end: date) -> list[date]:
 
 def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_END,
           targets_path: Path | None = None, trend: str | None = None, trend_from: date | None = None,
-          warn: Callable[[str], None] | None = None, step: Callable[[str], None] | None = None) -> Report:
+          workforce_path: Path | None = None, funding_path: Path | None = None, warn: Callable[[str], None] | None = None, step: Callable[[str], None] | None = None) -> Report:
     """Every metric for the period, and for the baseline period and trend quarters when asked.
 
     The tables are read and validated first; then the baseline period is worked
@@ -178,6 +181,8 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     if options.suppress:
         disclosure.prepare()  # the solver is imported while the tables are read
     extract.prepare()
+    workforce = context.load_workforce(workforce_path) if workforce_path is not None else None
+    funding = context.load_funding(funding_path) if funding_path is not None else None
     notes: list[str] = []
     baseline_period = Period.ending(baseline_end, options.months) if baseline_end is not None else None
     covered, why = _covers(extract, baseline_period) if baseline_period else (False, "")
@@ -227,7 +232,15 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         for r in results:
             r.warnings.append(line)
         extract.note(line)
-    return Report(results, baseline, changes_, targets, trend_rows, notes)
+    context_rows = None
+    if workforce is not None or funding is not None:
+        in_treatment = next(r for r in results if r.metric == "in_treatment")
+        context_rows, context_notes = context.build(extract.people, extract.period.end, in_treatment.rows, workforce,
+                                                    funding, options.suppress)
+        for note in context_notes:
+            notes.append(note)
+            extract.note(note)
+    return Report(results, baseline, changes_, targets, trend_rows, notes, context_rows)
 
 
 def _all_metrics(extract: Extract) -> tuple[list[Result], tuple[set, set]]:
