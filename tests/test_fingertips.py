@@ -70,8 +70,8 @@ def test_99_8_confidence_uses_the_99_8_limits(tmp_path):
 
 
 def test_proportions_are_converted_to_percentages(tmp_path):
-    rows = rows_of(_run(tmp_path, rows=(ENGLAND_ROW.replace("2022/23,5.0,4.9,5.1,4.8,5.2", "2022/23,0.05,0.049,0.051,,"),),
-                        mapping=MAP + 'unit = "proportion"\n'))
+    as_proportion = ENGLAND_ROW.replace("2022/23,5.0,4.9,5.1,4.8,5.2", "2022/23,0.05,0.049,0.051,,")
+    rows = rows_of(_run(tmp_path, rows=(as_proportion,), mapping=MAP + 'unit = "proportion"\n'))
     england = row(rows, ENGLAND, "opiate")
     assert england["value"] == pytest.approx(5.0) and england["ci_lower"] == pytest.approx(4.9)
 
@@ -145,7 +145,8 @@ def test_the_shipped_map_maps_nothing_yet(tmp_path):
     ('[fingertips.90244]\nmetric = "completions"\ncategory = "ocu"\n', "category 'ocu': completions has all"),
     ('[fingertips.90244]\nmetric = "completions"\ncategory = "all"\nunit = "count"\n', "unit 'count'"),
     ('[fingertips.abc]\nmetric = "completions"\ncategory = "all"\n', "fingertips.abc: an indicator id is a whole"),
-    ('[fingertips.90244]\nmetric = "completions"\ncategory = "all"\nscale = 2\n', "fingertips.90244.scale: unknown key"),
+    ('[fingertips.90244]\nmetric = "completions"\ncategory = "all"\nscale = 2\n',
+     "fingertips.90244.scale: unknown key"),
     ('[fingertip.90244]\nmetric = "completions"\n', "fingertip: unknown key (a benchmarks map holds only fingertips)"),
     ('[fingertips.90244\n', "not valid TOML"),
 ])

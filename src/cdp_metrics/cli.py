@@ -442,6 +442,11 @@ def hepatitis_c(common: Common) -> None:
     _run("hepatitis-c", common)
 
 
+def _input_file(flag: str, help: str):
+    """The annotation of an optional input file option of one command."""
+    return Annotated[Optional[Path], typer.Option(flag, metavar="FILE", rich_help_panel=INPUT, help=help)]
+
+
 @app.command("report")
 @shared_options(*METRIC, DEATHS_OPTIONS, COMPLETIONS_OPTIONS, PROGRESS_OPTIONS)
 def report(
@@ -465,18 +470,10 @@ def report(
         Optional[str],
         typer.Option("--trend-from", metavar="YYYY-MM-DD", rich_help_panel=PERIOD, help="First date of the trend."),
     ] = None,
-    workforce: Annotated[
-        Optional[Path],
-        typer.Option("--workforce", metavar="FILE", rich_help_panel=INPUT,
-                     help="CSV of each LA's treatment workforce (la_code, workers: full-time equivalents): "
-                          "caseload per worker."),
-    ] = None,
-    funding: Annotated[
-        Optional[Path],
-        typer.Option("--funding", metavar="FILE", rich_help_panel=INPUT,
-                     help="CSV of each LA's funding (la_code, year like 2023-24, amount): funding per person in "
-                          "treatment, for the financial year holding the period end."),
-    ] = None,
+    workforce: _input_file("--workforce", "CSV of each LA's treatment workforce (la_code, workers: full-time "
+                                          "equivalents): caseload per worker.") = None,
+    funding: _input_file("--funding", "CSV of each LA's funding (la_code, year like 2023-24, amount): funding per "
+                                      "person in treatment, for the financial year holding the period end.") = None,
     html: Annotated[
         Optional[Path],
         typer.Option("--html", metavar="FILE", rich_help_panel=OUTPUT,

@@ -165,7 +165,8 @@ def quarter_ends(start: date, end: date) -> list[date]:
 
 def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_END,
           targets_path: Path | None = None, trend: str | None = None, trend_from: date | None = None,
-          workforce_path: Path | None = None, funding_path: Path | None = None, warn: Callable[[str], None] | None = None, step: Callable[[str], None] | None = None) -> Report:
+          workforce_path: Path | None = None, funding_path: Path | None = None,
+          warn: Callable[[str], None] | None = None, step: Callable[[str], None] | None = None) -> Report:
     """Every metric for the period, and for the baseline period and trend quarters when asked.
 
     The tables are read and validated first; then the baseline period is worked
