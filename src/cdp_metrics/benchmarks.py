@@ -6,6 +6,8 @@ area_code, area_type, metric, category, period_end, numerator, denominator,
 value, ci_lower, ci_upper) supplies the published rows instead: where it has a
 row for an area, metric, category and period end, that row replaces the
 computed one, and an England value from it is what comparisons are made against.
+A Fingertips download is read too (`fingertips`); its rows also carry their time
+period's label and length, and match only a reporting period of that length.
 """
 
 from __future__ import annotations
@@ -36,8 +38,18 @@ SCHEMA = {
 REQUIRED = ("area_code", "area_type", "metric", "category", "period_end")
 
 
-def load(path: Path) -> pl.DataFrame:
-    """Read and check a benchmarks file; InputError (exit 1) naming the first bad row."""
+def load(path: Path, map_path: Path | None = None, confidence: float = 95.0) -> pl.DataFrame:
+    """Read and check a benchmarks file (ours or a Fingertips download); InputError (exit 1) naming the first bad row.
+
+    Besides SCHEMA's columns: `period_label` (Fingertips' time period, e.g. 2022/23), `months` (its
+    length) and `indicator_id`, null for our own format.
+    """
+    from . import fingertips
+    from .io import read_header
+
+    path = Path(path)
+    if path.is_file() and fingertips.is_fingertips(read_header(path)):
+        return fingertips.load(path, map_path, confidence)
     frame = read_side_table(path, "benchmarks", SCHEMA, REQUIRED, comment_prefix="#")
     frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(col) for col, dtype in SCHEMA.items()
                                if col not in frame.columns).select(list(SCHEMA))
@@ -56,7 +68,36 @@ def load(path: Path) -> pl.DataFrame:
             f"{r['period_end']}: area_type must be region or england (E92000001), metric one of "
             f"{', '.join(c.METRICS)}, period_end a date, and a value or a numerator"
         )
-    return frame.drop("period_end").rename({"_end": "period_end"})
+    frame = frame.drop("period_end").rename({"_end": "period_end"})
+    return frame.with_columns(pl.lit(None, dtype=pl.String).alias("period_label"),
+                              pl.lit(None, dtype=pl.Int32).alias("months"),
+                              pl.lit(None, dtype=pl.String).alias("indicator_id"))
+
+
+def for_period(bench: pl.DataFrame, end: date, months: int) -> pl.DataFrame:
+    """The rows that can stand for a reporting period: its end, and its length where the file says one."""
+    return bench.filter((pl.col("period_end") == end) & (pl.col("months").is_null() | (pl.col("months") == months)))
+
+
+def mismatch(bench: pl.DataFrame | None, metric: str, end: date, months: int) -> list[str]:
+    """A warning when the file has Fingertips figures for `metric` but none can be the reporting period."""
+    if bench is None:
+        return []
+    rows = bench.filter((pl.col("metric") == metric) & pl.col("period_label").is_not_null())
+    if rows.is_empty() or not for_period(rows, end, months).is_empty():
+        return []
+    periods = ", ".join(f"{label} ({n} months to {last.isoformat()})" for label, n, last in
+                        rows.select("period_label", "months", "period_end").unique().sort("period_end").iter_rows())
+    return [f"{metric}: the benchmarks file's Fingertips figures are for {periods}, which cannot be the reporting "
+            f"period ({months} months to {end.isoformat()}): not used"]
+
+
+def labels(bench: pl.DataFrame, metric: str, end: date, shown: pl.DataFrame) -> dict[tuple[str, str], str]:
+    """(area_code, category) -> Fingertips time period of the published rows that replace `shown` ones."""
+    rows = bench.filter((pl.col("metric") == metric) & (pl.col("period_end") == end)
+                        & pl.col("period_label").is_not_null()
+                        & pl.col("area_code").is_in(shown["area_code"].unique().to_list()))
+    return {(a, cat): label for a, cat, label in rows.select("area_code", "category", "period_label").iter_rows()}
 
 
 def england_values(bench: pl.DataFrame, metric: str, end: date) -> pl.DataFrame | None:
@@ -121,4 +162,8 @@ def overlay(rows: pl.DataFrame, metric: str, end: date, bench: pl.DataFrame) -> 
         "area_code",
     )
     areas = ", ".join(sorted({f"{r['area_name'] or r['area_code']}" for r in replacements}))
-    return merged, [f"{metric}: published figures for {areas} ({end.isoformat()}) from the benchmarks file"]
+    source = ", ".join(f"Fingertips {label}, indicator {ind}" for label, ind in
+                       published.filter(pl.col("period_label").is_not_null())
+                       .select("period_label", "indicator_id").unique().sort("indicator_id").iter_rows())
+    when = f"{end.isoformat()}; {source}" if source else end.isoformat()
+    return merged, [f"{metric}: published figures for {areas} ({when}) from the benchmarks file"]

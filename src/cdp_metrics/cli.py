@@ -91,7 +91,10 @@ DATA_OPTIONS = [
 METRIC_OPTIONS = [
     _opt("benchmarks", Optional[Path], None, "--benchmarks", panel=INPUT, metavar="FILE",
          help="Published region/England figures (CSV) to show and compare against, for an extract of some LAs "
-              "only; e.g. data/benchmarks/ohid_2023-09.csv."),
+              "only; e.g. data/benchmarks/ohid_2023-09.csv, or a Fingertips download (data.csv)."),
+    _opt("benchmarks_map", Optional[Path], None, "--benchmarks-map", panel=INPUT, metavar="FILE",
+         help="TOML saying which Fingertips indicator is which metric and category ([fingertips.ID] with metric "
+              "and category). Default: the shipped map."),
     _opt("period_end", Optional[str], None, "--period-end", panel=PERIOD, metavar="YYYY-MM-DD",
          help="Last day of the reporting period. Default: the last month end on or before the extract's latest date."),
     _opt("months", int, 12, "--months", panel=PERIOD, min=1, max=120,
@@ -147,6 +150,7 @@ class Common:
     prevalence_year: Optional[str] = None
     la: Optional[list[str]] = None
     benchmarks: Optional[Path] = None
+    benchmarks_map: Optional[Path] = None
     format: Optional[str] = None
     output: Optional[Path] = None
     no_suppress: bool = False
@@ -169,7 +173,8 @@ class Common:
             period_end=_parse_date(self.period_end, "--period-end"), months=self.months,
             prevalence_year=self.prevalence_year, las=tuple(dict.fromkeys(self.la or ())),
             confidence=float(self.confidence), suppress=not self.no_suppress, strict=self.strict,
-            mapping=self.mapping, benchmarks=self.benchmarks, reference_rates=self.reference_rates,
+            mapping=self.mapping, benchmarks=self.benchmarks, benchmarks_map=self.benchmarks_map,
+            reference_rates=self.reference_rates,
             representation_months=self.representation_months, reduction_days=self.reduction_days,
         )
 
@@ -470,6 +475,11 @@ def hepatitis_c(common: Common) -> None:
     _run("hepatitis-c", common)
 
 
+def _input_file(flag: str, help: str):
+    """The annotation of an optional input file option of one command."""
+    return Annotated[Optional[Path], typer.Option(flag, metavar="FILE", rich_help_panel=INPUT, help=help)]
+
+
 @app.command("report")
 @shared_options(*METRIC, DEATHS_OPTIONS, COMPLETIONS_OPTIONS, PROGRESS_OPTIONS)
 def report(
@@ -493,6 +503,10 @@ def report(
         Optional[str],
         typer.Option("--trend-from", metavar="YYYY-MM-DD", rich_help_panel=PERIOD, help="First date of the trend."),
     ] = None,
+    workforce: _input_file("--workforce", "CSV of each LA's treatment workforce (la_code, workers: full-time "
+                                          "equivalents): caseload per worker.") = None,
+    funding: _input_file("--funding", "CSV of each LA's funding (la_code, year like 2023-24, amount): funding per "
+                                      "person in treatment, for the financial year holding the period end.") = None,
     html: Annotated[
         Optional[str],
         typer.Option("--html", metavar="FILE", rich_help_panel=OUTPUT,
@@ -515,6 +529,8 @@ def report(
       cdp-metrics report --trend quarterly --html-dir pack/
 
       cdp-metrics report --data my_la --benchmarks data/benchmarks/ohid_2023-09.csv --targets targets.csv
+
+      cdp-metrics report --la E08000033 --workforce examples/workforce.csv --funding examples/funding.csv
     """
     from . import render
     from .report import build
@@ -528,7 +544,8 @@ def report(
     pages = page is not None or html_dir is not None
     with _progress(common.quiet) as step:
         result = build(options, baseline_end=baseline, targets_path=targets, trend=trend,
-                       trend_from=_parse_date(trend_from, "--trend-from"), warn=_warner(common), step=step,
+                       trend_from=_parse_date(trend_from, "--trend-from"), workforce_path=workforce,
+                       funding_path=funding, warn=_warner(common), step=step,
                        every_la=pages)  # the pages place each LA among all of them
     if page is not None:
         from .html import render_html
@@ -589,6 +606,8 @@ def _print_extras(result, las, console) -> None:
             table.add_row(render.SHORT_TITLES[metric], rows["area_name"][0] or _code, render.sparkline(values),
                           render._num(values[0], decimals), render._num(values[-1], decimals))
         console.print(table)
+    if result.context is not None and result.context.height:
+        console.print(render.context_table(result.context))
     for note in result.notes:
         console.print(f"note: {note}", style="dim", markup=False)
 

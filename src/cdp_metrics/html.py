@@ -9,7 +9,7 @@ from html import escape
 import polars as pl
 
 from . import contract as c
-from .render import SHORT_TITLES, TITLES, _num, category_label, change_text
+from .render import SHORT_TITLES, TITLES, _num, category_label, change_text, context_lines
 from .report import Report
 
 COLOURS = {"better": "#1b7f3b", "worse": "#b3261e", "similar": "#8a6d00", "higher": "#1f4e9c", "lower": "#1f4e9c"}
@@ -250,6 +250,21 @@ def _targets_section(report: Report) -> str:
                     f"<td>{_figure(metric, t['baseline_value'])}</td><td>{_figure(metric, t['value'])}</td>"
                     f"<td>{_figure(metric, t['target'])}</td><td>{progress}</td>"
                     f'<td class="text">{met}</td></tr>')
+    rows.append("</tbody></table>")
+    return "".join(rows)
+
+
+def context_section(report: Report) -> str:
+    """The context measures (caseload per worker, funding per person) as a small table; "" without them."""
+    if report.context is None or report.context.is_empty():
+        return ""
+    rows = ['<h2>Context</h2><table class="context"><thead><tr><th>Area</th><th>Measure</th><th>Value</th>'
+            '<th style="text-align:left">Made of</th></tr></thead><tbody>']
+    for row in report.context.iter_rows(named=True):
+        measure, value, detail = context_lines(row)
+        rows.append(f"<tr><td>{escape(row['area_name'] or row['la_code'])}</td><td style=\"text-align:left\">"
+                    f"{escape(measure)}</td><td>{escape(value)}</td><td style=\"text-align:left\">{escape(detail)}"
+                    "</td></tr>")
     rows.append("</tbody></table>")
     return "".join(rows)
 
@@ -519,6 +534,7 @@ def render_html(report: Report, las: tuple[str, ...] = (), title: str | None = N
         for warning in result.warnings:
             body.append(f'<p class="note">Note: {escape(warning)}</p>')
     body.append(_targets_section(shown))
+    body.append(context_section(shown))
     body.append(_trend_section(shown, las))
     for note in shown.notes:
         body.append(f'<p class="note">Note: {escape(note)}</p>')

@@ -136,27 +136,34 @@ class Mapping(BaseModel):
         return None
 
 
-def _problem(err: dict) -> str:
-    """One problem of a ValidationError as `location: message`."""
+def _problem(err: dict, what: str = "mapping", keys: tuple[str, ...] = _TOP_LEVEL_KEYS) -> str:
+    """One problem of a ValidationError as `location: message` (`keys`: the file's top-level keys)."""
     if err["type"] == "value_error":  # our validators' messages name their own location
         return err["msg"].removeprefix("Value error, ")
-    where = ".".join(str(p) for p in err["loc"]) or "mapping"
+    where = ".".join(str(p) for p in err["loc"]) or what
     if err["type"] == "extra_forbidden":
-        return f"{where}: unknown key (a mapping holds only {', '.join(_TOP_LEVEL_KEYS)})"
+        if len(err["loc"]) > 1:
+            return f"{where}: unknown key"
+        return f"{where}: unknown key (a {what} holds only {', '.join(keys)})"
     return f"{where}: {err['msg']}"
+
+
+def load_toml_model(path: Path, model: type[BaseModel], what: str, keys: tuple[str, ...] = _TOP_LEVEL_KEYS):
+    """Read a TOML file into a pydantic `model`; UsageError (exit 2) listing every problem on one line."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path}: {what} file not found") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from exc
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read {what} file: {exc.strerror or exc}") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(f"{path}: {'; '.join(_problem(err, what, keys) for err in exc.errors())}") from exc
 
 
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping file; UsageError (exit 2) listing every problem on one line."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UsageError(f"{path}: mapping file not found") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from exc
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read mapping file: {exc.strerror or exc}") from exc
-    try:
-        return Mapping.model_validate(raw)
-    except ValidationError as exc:
-        raise UsageError(f"{path}: {'; '.join(_problem(err) for err in exc.errors())}") from exc
+    return load_toml_model(path, Mapping, "mapping")

@@ -70,6 +70,7 @@ class RunOptions:
     reduction_days: int = c.REDUCTION_DAYS
     reference_rates: Path | None = None
     benchmarks: Path | None = None
+    benchmarks_map: Path | None = None
 
     def area_options(self) -> areas.Options:
         return areas.Options(z=z_for(self.confidence))
@@ -163,7 +164,7 @@ class Extract:
             if table is c.EPISODES or self.has(table):
                 self.table(table)
         self.extract_end  # noqa: B018 (cached)
-        self.benchmarks  # noqa: B018 (cached)
+        self.all_benchmarks  # noqa: B018 (cached)
         if self.has(c.REVIEWS):
             self.tops  # noqa: B018 (cached)
 
@@ -194,8 +195,16 @@ class Extract:
         return Period.ending(end, self.options.months)
 
     @_cached
+    def all_benchmarks(self) -> pl.DataFrame | None:
+        options = self.options
+        return benchmarks.load(options.benchmarks, options.benchmarks_map, options.confidence) \
+            if options.benchmarks else None
+
+    @property
     def benchmarks(self) -> pl.DataFrame | None:
-        return benchmarks.load(self.options.benchmarks) if self.options.benchmarks else None
+        """The benchmarks file's rows that can stand for this period (its end and, where given, length)."""
+        bench = self.all_benchmarks
+        return None if bench is None else benchmarks.for_period(bench, self.period.end, self.options.months)
 
     @property
     def has_hcv(self) -> bool:
@@ -264,6 +273,7 @@ def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind,
         notes += extract.unknown_las(rows["la_code"])
         rolled = areas.rollup(rows, list(sums), list(all_of))
     notes += list(warnings)
+    notes += benchmarks.mismatch(extract.all_benchmarks, metric, extract.period.end, extract.options.months)
     cell_notes = {}
     if kind == "unmet":
         rolled = rolled.lazy().collect(engine=areas.SMALL_TABLES)
@@ -298,10 +308,12 @@ def publish(extract: Extract, results: list[Result]) -> tuple[list[Result], set,
     for r in results:
         rows = areas.select_las(disclosure.mask(r, hidden), options.las)
         notes = [n for n in r.warnings if r.cell_notes.get(n) not in hidden]
+        labels = {}
         if bench is not None:
+            labels = benchmarks.labels(bench, r.metric, end, rows)
             rows, replaced = benchmarks.overlay(rows, r.metric, end, bench)
             notes += replaced
-        out.append(replace(r, rows=rows, warnings=notes, cell_notes={}))
+        out.append(replace(r, rows=rows, warnings=notes, cell_notes={}, benchmark_periods=labels))
     return out, hidden, first
 
 

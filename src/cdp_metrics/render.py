@@ -168,10 +168,10 @@ def _ci(row: dict) -> str:
     return f"{row['ci_lower']:.1f}–{row['ci_upper']:.1f}"
 
 
-def _area(row: dict):
+def _area(row: dict, period: str | None = None):
     from rich.text import Text
 
-    name = row["area_name"] or row["area_code"]
+    name = (row["area_name"] or row["area_code"]) + (f" ({period})" if period else "")
     if row["area_type"] == "region":
         return Text(f"  {name}", style="italic")
     if row["area_type"] == "england":
@@ -236,7 +236,7 @@ def to_table(results: list[Result], console, notes: bool = False, changes: dict 
                 ]
             if changes:
                 cells.append(_change(changes.get((result.metric, row["area_code"], category))))
-            rows.append((_area(row), cells))
+            rows.append((_area(row, result.benchmark_periods.get((row["area_code"], category))), cells))
         widths = [max([len(h)] + [len(str(cells[i])) for _, cells in rows if cells]) for i, h in enumerate(headers)]
         title = f"{TITLES[result.metric]} — {result.period}"
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
@@ -308,3 +308,31 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+CONTEXT_TITLES = {"caseload_per_worker": "Caseload per worker", "funding_per_person": "Funding per person in treatment"}
+
+
+def context_lines(row: dict) -> tuple[str, str, str]:
+    """(measure, value, how it is made) of one `report` context row, for tables and pages."""
+    adults = _num(row["adults"], 0)
+    if row["measure"] == "caseload_per_worker":
+        value = _num(row["value"])
+        detail = (f"{adults} adults with an episode open at the period end ÷ {row['workers']:,.1f} FTE workers "
+                  f"(ambition: {row['ambition']})")
+    else:
+        value = "*" if row["suppressed"] else ("–" if row["value"] is None else f"£{row['value']:,.0f}")
+        detail = f"£{row['amount']:,.0f} ({row['year']}) ÷ {adults} adults in treatment"
+    return CONTEXT_TITLES[row["measure"]], value, detail
+
+
+def context_table(context):
+    """The report's context measures as a Rich table (one row per LA and measure)."""
+    from rich.table import Table
+
+    table = Table(title="Context", title_justify="left")
+    for name in ("Area", "Measure", "Value", "Made of"):
+        table.add_column(name, justify="right" if name == "Value" else "left")
+    for row in context.iter_rows(named=True):
+        table.add_row(row["area_name"] or row["la_code"], *context_lines(row))
+    return table

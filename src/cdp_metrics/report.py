@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from . import CONTRACT_VERSION
-from . import areas, contract as c, disclosure
+from . import areas, context, contract as c, disclosure
 from .errors import InputError, UsageError
 from .periods import Period, add_months
 from .io import read_side_table
@@ -60,6 +60,7 @@ class Report:
     trend: pl.DataFrame | None
     notes: list[str]
     inputs: list[dict] = field(default_factory=list)  # the files read, with their rows used and rejected
+    context: pl.DataFrame | None = None  # caseload per worker, funding per person (`context.build`)
 
     def changes_by_key(self) -> dict[tuple[str, str, str], dict]:
         """Each change row under its (metric, area_code, category): what tables and pages look up."""
@@ -85,7 +86,8 @@ class Report:
         return replace(self, results=[replace(r, rows=pick(r.rows)) for r in self.results],
                        baseline=None if self.baseline is None else [replace(r, rows=pick(r.rows))
                                                                     for r in self.baseline],
-                       changes=changes_, targets=targets, trend=pick(self.trend))
+                       changes=changes_, targets=targets, trend=pick(self.trend),
+                       context=None if self.context is None else self.context.filter(pl.col("la_code").is_in(las)))
 
     def document(self) -> dict:
         """The report's JSON document; its tables as DataFrames (`render.dumps` writes them out)."""
@@ -99,6 +101,8 @@ class Report:
             doc["targets"] = self.targets
         if self.trend is not None:
             doc["trend"] = self.trend.with_columns(pl.col("period_end").cast(pl.String))
+        if self.context is not None:
+            doc["context"] = self.context
         return doc
 
 
@@ -183,6 +187,7 @@ def quarter_ends(start: date, end: date) -> list[date]:
 
 def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_END,
           targets_path: Path | None = None, trend: str | None = None, trend_from: date | None = None,
+          workforce_path: Path | None = None, funding_path: Path | None = None,
           warn: Callable[[str], None] | None = None, step: Callable[[str], None] | None = None,
           every_la: bool = False) -> Report:
     """Every metric for the period, and for the baseline period and trend quarters when asked.
@@ -206,6 +211,8 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     if options.suppress:
         disclosure.prepare()  # the solver is imported while the tables are read
     extract.prepare()
+    workforce = context.load_workforce(workforce_path) if workforce_path is not None else None
+    funding = context.load_funding(funding_path) if funding_path is not None else None
     notes: list[str] = []
     baseline_period = Period.ending(baseline_end, options.months) if baseline_end is not None else None
     covered, why = _covers(extract, baseline_period) if baseline_period else (False, "")
@@ -262,7 +269,15 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         for r in results:
             r.warnings.append(line)
         extract.note(line)
-    return Report(results, baseline, changes_, targets, trend_rows, notes, extract.inputs())
+    context_rows = None
+    if workforce is not None or funding is not None:
+        in_treatment = next(r for r in results if r.metric == "in_treatment")
+        context_rows, context_notes = context.build(extract.people, extract.period.end, in_treatment.rows, workforce,
+                                                    funding, options.suppress)
+        for note in context_notes:
+            notes.append(note)
+            extract.note(note)
+    return Report(results, baseline, changes_, targets, trend_rows, notes, extract.inputs(), context_rows)
 
 
 def _all_metrics(extract: Extract, las: tuple[str, ...] = ()) -> tuple[list[Result], tuple[set, set]]:
