@@ -316,3 +316,25 @@ def test_summary_renders_and_fits_one_a4_page_in_chromium(calderdale, browser, t
     printed = tmp_path / "summary.pdf"
     _headless(browser, tmp_path / "pdf2", "--no-pdf-header-footer", f"--print-to-pdf={printed}", alone.as_uri())
     assert pdf_pages(printed) == 1
+
+
+def test_context_tiles_on_the_summary_and_still_one_a4_page(tmp_path, browser):
+    """--workforce/--funding add two tiles (Calderdale: 330 open ÷ 6.5 FTE = 50.8; £620,000 ÷ 561 = £1,105)."""
+    page = tmp_path / "context.html"
+    run = cli("report", "--la", CALDERDALE, "--targets", TARGETS, "--trend", "quarterly", "--workforce",
+              ROOT / "examples" / "workforce.csv", "--funding", ROOT / "examples" / "funding.csv", "--html", page,
+              "-f", "json")
+    assert run.exit_code == 0, run.stderr
+    summary = dom(page).find("section", class_="summary")
+    caseload = summary.find("div", **{"data-measure": "caseload_per_worker"})
+    funding = summary.find("div", **{"data-measure": "funding_per_person"})
+    assert caseload.find("span", class_="value").text() == f"{330 / 6.5:.1f}" == "50.8"
+    assert "(ambition: 40)" in caseload.text()
+    assert funding.find("span", class_="value").text() == f"£{620_000 / 561:,.0f}" == "£1,105"
+    assert [r["value"] for r in run.json["context"]] == pytest.approx([330 / 6.5, 620_000 / 561])
+    text = page.read_text(encoding="utf-8")
+    alone = tmp_path / "summary.html"
+    alone.write_text(text[:text.index("</section>") + len("</section>")] + "</body></html>", encoding="utf-8")
+    printed = tmp_path / "summary.pdf"
+    _headless(browser, tmp_path / "pdf", "--no-pdf-header-footer", f"--print-to-pdf={printed}", alone.as_uri())
+    assert pdf_pages(printed) == 1

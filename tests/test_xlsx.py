@@ -361,3 +361,32 @@ def test_xlsx_output_is_atomic(extract, tmp_path):
     assert cli("in-treatment", "--data", extract, "--period-end", END, "-o", out).exit_code == 1
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_report_context_sheet_matches_the_json(tmp_path):
+    """--workforce/--funding: a Context sheet, cell for cell as the JSON `context`. Calderdale on the sample:
+    330 adults open at 31 Mar 2024 over 6.5 FTE, and £620,000 for 2023-24 over its 561 adults in treatment
+    (examples/workforce.csv, examples/funding.csv; the counts recomputed from episodes.csv by hand)."""
+    args = ("--la", CALDERDALE, "--workforce", "examples/workforce.csv", "--funding", "examples/funding.csv",
+            "--baseline-end", "none")
+    out = tmp_path / "context.xlsx"
+    assert cli("report", *args, "-o", out, "-q").exit_code == 0
+    doc = cli("report", *args, "-f", "json", "-q").json
+    book = read(out)
+    assert "Context" in book.sheetnames and any(s[0] == "Context" for s in contents_block(book, "Sheets"))
+    header, rows = sheet_rows(book["Context"])
+    assert header == ["Area", "LA code", "Measure", "Measure code", "Value", "Adults", "Workers (FTE)", "Amount",
+                      "Year", "Ambition", "Suppressed"]
+    assert len(rows) == len(doc["context"]) == 2
+    fields = ["area_name", "la_code", None, "measure", "value", "adults", "workers", "amount", "year", "ambition",
+              "suppressed"]
+    for cells, row in zip(rows, doc["context"]):
+        caseload = row["measure"] == "caseload_per_worker"
+        formats = {"value": "0.0" if caseload else "£#,##0", "adults": "#,##0", "workers": "0.0",
+                   "amount": "£#,##0", "ambition": "#,##0"}
+        for cell, name in zip(cells, fields):
+            if name is not None:
+                check_cell(cell, row[name], row["suppressed"], formats.get(name))
+    caseload, funding = rows
+    assert same_number(caseload[4].value, 330 / 6.5) and caseload[5].value == 330
+    assert same_number(funding[4].value, 620_000 / 561) and funding[5].value == 561 and funding[8].value == "2023-24"

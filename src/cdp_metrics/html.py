@@ -33,7 +33,7 @@ figure.chart{margin:.6rem 0 1.6rem}.legend{margin-left:56px}.legend span{margin-
 .tile{border:1px solid #cfd6df;border-top:3px solid #1f5fa8;border-radius:4px;padding:.45rem .6rem;
 break-inside:avoid;font-variant-numeric:tabular-nums;display:flex;flex-direction:column}
 .tile .spark{margin-top:auto;padding-top:.2rem}
-.tile.key{border-top-color:#cfd6df;background:#f7f8fa}.tile.key .badge{font-size:.72rem;margin:.1rem 0}
+.tile.key{border-top-color:#cfd6df;background:#f7f8fa}.with-context .tile.key{grid-column:span 2}.tile.key .badge{font-size:.72rem;margin:.1rem 0}
 .t-name{font-weight:600;font-size:.9rem}.t-main{margin:.15rem 0}
 .t-main .value{font-size:1.7rem;font-weight:700;margin-right:.4rem;vertical-align:middle}
 .t-line{font-size:.8rem;color:#333}.t-line b{font-weight:600}.spark{display:block;margin-top:.2rem;width:100%;
@@ -53,7 +53,7 @@ table.index td{white-space:nowrap}table.index td.text{white-space:normal}table.i
 body{margin:0;max-width:none;padding:0;font-size:8.5pt}h1{font-size:14pt;margin:0}h2{font-size:11pt;margin-top:.8rem}
 .summary{break-after:page}.summary h2.summary-title{margin-top:.3rem}.summary .meta{margin:.2rem 0}
 .tiles{gap:5px;margin:.3rem 0 .5rem}.tile{padding:3px 6px}.t-name{font-size:8.5pt}.t-line{font-size:7.3pt}
-.t-main{margin:0}.t-main .value{font-size:14pt}.badge{font-size:7pt}.tile.key .badge{font-size:6.5pt}
+.with-context table.spine td{padding:0 4px}.with-context .tiles{gap:3px}.with-context .t-line{font-size:7pt}.with-context .note{font-size:6.5pt}.with-context table.spine .sub{display:inline;margin-left:.3em}.t-main{margin:0}.t-main .value{font-size:14pt}.badge{font-size:7pt}.tile.key .badge{font-size:6.5pt}
 table.spine{width:100%;margin:.2rem 0}table.spine td{padding:1px 4px}table.spine th{padding:2px 4px}
 .spine-bar{width:200px;height:auto}table.spine .sub{font-size:6.5pt}table.spine td.end{font-size:7pt}
 .summary .note{font-size:7pt;margin:.2rem 0}table.spine td.text{white-space:nowrap}
@@ -467,6 +467,19 @@ def _tile(report: Report, metric: str, category: str, la: str, rows: dict, engla
     return f'<div class="tile" data-metric="{metric}" data-category="{category}">{"".join(lines)}</div>'
 
 
+def _context_tiles(report: Report, la: str) -> str:
+    """The LA's context measures (`--workforce`, `--funding`) as tiles: value, then how it is made."""
+    if report.context is None:
+        return ""
+    out = []
+    for row in report.context.filter(pl.col("la_code") == la).iter_rows(named=True):
+        measure, value, detail = context_lines(row)
+        out.append(f'<div class="tile context" data-measure="{row["measure"]}"><div class="t-name">{escape(measure)}'
+                   f'</div><div class="t-main"><span class="value">{escape(value)}</span></div>'
+                   f'<div class="t-line">{escape(detail)}</div></div>')
+    return "".join(out)
+
+
 def _summary_section(every: Everyone, shown: Report, la: str) -> str:
     """One LA's summary page: its headline tiles, then the spine chart against every LA (`every`)."""
     rows = _rows_by_key(shown.results)
@@ -482,6 +495,9 @@ def _summary_section(every: Everyone, shown: Report, la: str) -> str:
         (t["metric"], t["category"]): t for t in shown.targets.iter_rows(named=True) if t["la_code"] == la}
     tiles = "".join(_tile(shown, m, cat, la, rows, every.england.get((m, cat)), changes, targets)
                     for m, cat in metrics)
+    context_tiles = _context_tiles(shown, la)
+    many = bool(context_tiles)  # with the context tiles, the key spans two columns (one page in print)
+    tiles += context_tiles
     period = shown.results[0].period
     baseline = f" · baseline {shown.baseline[0].period}" if shown.baseline else ""
     key = ('<div class="tile key"><div class="t-name">Reading the tiles</div><div class="t-line">'
@@ -490,11 +506,11 @@ def _summary_section(every: Everyone, shown: Report, la: str) -> str:
            '</div><div class="t-line">▲ improved, ▼ worsened since the baseline. * suppressed.'
            + (" The line: the rolling 12 months at each quarter end." if shown.trend is not None else "")
            + "</div></div>")
-    return (f'<section class="summary" id="summary-{escape(la)}" data-la="{escape(la)}">'
+    return (f'<section class="summary{" with-context" if many else ""}" id="summary-{escape(la)}" data-la="{escape(la)}">'
             f'<h2 class="summary-title">{escape(name)}: summary</h2>'
             f'<p class="meta">{period}{escape(baseline)}'
             + (f" · region: {escape(region_name)}" if region_name else "") + "</p>"
-            f'<div class="tiles">{tiles}{key}</div>'
+            + f'<div class="tiles">{tiles}{key}</div>'
             + _spine_section(every, la, name, region_name) + "</section>")
 
 

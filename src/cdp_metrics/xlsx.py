@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from . import CONTRACT_VERSION, __version__
-from .render import SHORT_TITLES, TITLES, category_label
+from .render import CONTEXT_TITLES, SHORT_TITLES, TITLES, category_label
 from .result import Result
 
 COUNT = "#,##0"
@@ -24,6 +24,7 @@ ONE_DP = "0.0"  # percentages, ratios, intervals
 SIGNED_COUNT = "+#,##0;-#,##0;0"
 SIGNED_ONE_DP = "+0.0;-0.0;0.0"
 DATE = "d mmm yyyy"
+POUNDS = "£#,##0"
 STAR = "*"
 COMPARISON_COLOURS = {"better": "#1B7F3B", "worse": "#B3261E", "similar": "#8A6D00", "higher": "#1F4E9C",
                       "lower": "#1F4E9C"}  # as the HTML page's badges
@@ -156,6 +157,22 @@ def _trend_columns(confidence: float) -> list[Column]:
     ]
 
 
+def _context_columns() -> list[Column]:
+    """The context measures (`report --workforce/--funding`): one row per LA and measure."""
+    def caseload(row: dict) -> bool:
+        return row["measure"] == "caseload_per_worker"
+
+    return [
+        Column("Area", _field("area_name")), Column("LA code", _field("la_code")),
+        Column("Measure", lambda row: CONTEXT_TITLES[row["measure"]]), Column("Measure code", _field("measure")),
+        Column("Value", _field("value"), lambda row: ONE_DP if caseload(row) else POUNDS, _suppressed),
+        Column("Adults", _field("adults"), COUNT, _suppressed),
+        Column("Workers (FTE)", _field("workers"), ONE_DP), Column("Amount", _field("amount"), POUNDS),
+        Column("Year", _field("year")), Column("Ambition", _field("ambition"), COUNT),
+        Column("Suppressed", _field("suppressed")),
+    ]
+
+
 class _Book:
     """An XlsxWriter workbook in memory, with its formats made once each."""
 
@@ -277,6 +294,9 @@ def workbook(results: list[Result], about: About, report=None) -> bytes:
         if report.trend is not None:
             sheets.append(("Trend", _trend_columns(confidence), list(report.trend.iter_rows(named=True)),
                            f"Trend: rolling {_months(results)} months at each quarter end"))
+        if report.context is not None and report.context.height:
+            sheets.append(("Context", _context_columns(), list(report.context.iter_rows(named=True)),
+                           "Context: caseload per worker and funding per person in treatment"))
         if report.baseline:
             sheets.append(("Baseline", metric_columns(None, confidence), _rows(report.baseline),
                            f"Every metric in the baseline period — {report.baseline[0].period}"))
