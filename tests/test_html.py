@@ -283,6 +283,16 @@ def pdf_pages(path: Path) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![s\w])", path.read_bytes()))
 
 
+def summary_pages(browser: str, page: Path, tmp_path: Path) -> int:
+    """The A4 pages the page's first summary takes when printed alone."""
+    text = page.read_text(encoding="utf-8")
+    alone = tmp_path / "summary.html"
+    alone.write_text(text[:text.index("</section>") + len("</section>")] + "</body></html>", encoding="utf-8")
+    printed = tmp_path / "summary.pdf"
+    _headless(browser, tmp_path / "pdf-alone", "--no-pdf-header-footer", f"--print-to-pdf={printed}", alone.as_uri())
+    return pdf_pages(printed)
+
+
 @pytest.fixture(scope="module")
 def browser():
     found = _chromium()
@@ -310,12 +320,7 @@ def test_summary_renders_and_fits_one_a4_page_in_chromium(calderdale, browser, t
     whole.unlink(missing_ok=True)
     _headless(browser, tmp_path / "pdf", "--no-pdf-header-footer", f"--print-to-pdf={whole}", page.as_uri())
     assert pdf_pages(whole) > 1 and b"/MediaBox [0 0 594.95996 841.91998]" in whole.read_bytes()  # A4 in points
-    text = page.read_text(encoding="utf-8")
-    alone = tmp_path / "summary.html"
-    alone.write_text(text[:text.index("</section>") + len("</section>")] + "</body></html>", encoding="utf-8")
-    printed = tmp_path / "summary.pdf"
-    _headless(browser, tmp_path / "pdf2", "--no-pdf-header-footer", f"--print-to-pdf={printed}", alone.as_uri())
-    assert pdf_pages(printed) == 1
+    assert summary_pages(browser, page, tmp_path) == 1
 
 
 def test_context_tiles_on_the_summary_and_still_one_a4_page(tmp_path, browser):
@@ -332,9 +337,4 @@ def test_context_tiles_on_the_summary_and_still_one_a4_page(tmp_path, browser):
     assert "(ambition: 40)" in caseload.text()
     assert funding.find("span", class_="value").text() == f"£{620_000 / 561:,.0f}" == "£1,105"
     assert [r["value"] for r in run.json["context"]] == pytest.approx([330 / 6.5, 620_000 / 561])
-    text = page.read_text(encoding="utf-8")
-    alone = tmp_path / "summary.html"
-    alone.write_text(text[:text.index("</section>") + len("</section>")] + "</body></html>", encoding="utf-8")
-    printed = tmp_path / "summary.pdf"
-    _headless(browser, tmp_path / "pdf", "--no-pdf-header-footer", f"--print-to-pdf={printed}", alone.as_uri())
-    assert pdf_pages(printed) == 1
+    assert summary_pages(browser, page, tmp_path) == 1
