@@ -313,8 +313,11 @@ def validate(source: Source, mapping: Mapping | None = None, episodes: Validated
         return Validated(source, frame, empty, checked.height, checked.head(0).select(ROW), present)
 
     label = str(source.path)
+    # the few rejected rows first, then the columns each record needs; the valid rows as typed columns
+    # only: filtering the whole frame (raw, typed and flags) copied it again
+    bad = checked.select(ROW, *(col.name for col in columns), *flag_names).filter(bad_rows)
     errors = [
-        checked.filter(pl.col(name)).select(
+        bad.filter(pl.col(name)).select(
             pl.lit(label).alias("file"),
             pl.col(ROW).cast(pl.Int64).alias("row"),
             pl.lit(column).alias("column"),
@@ -322,12 +325,15 @@ def validate(source: Source, mapping: Mapping | None = None, episodes: Validated
             pl.lit(rule).alias("rule"),
         )
         for name, (column, rule, _) in zip(flag_names, checks)
-        if checked[name].any()
+        if bad[name].any()
     ]
     errors_df = pl.concat(errors).sort("row", maintain_order=True)
-    rejected = checked.filter(bad_rows).select(pl.col(ROW), *[_as_read(col.name, strings) for col in columns])
-    frame = _add_absent_columns(checked.filter(~bad_rows).select(typed_columns), table)
-    return Validated(source, frame, errors_df, checked.height, rejected, present)
+    rejected = bad.select(pl.col(ROW), *[_as_read(col.name, strings) for col in columns])
+    rows_read = checked.height
+    typed = checked.select(typed_columns)
+    del checked  # the raw columns are freed before the valid rows are copied out
+    frame = _add_absent_columns(typed.filter(~bad_rows), table)
+    return Validated(source, frame, errors_df, rows_read, rejected, present)
 
 
 def _add_absent_columns(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
