@@ -98,6 +98,17 @@ def _may_repeat(column: str) -> pl.Expr:
     return present.hash().n_unique() < present.len()
 
 
+def _repeated(ids: pl.Series) -> pl.Series:
+    """True on every row whose id (typed: text) is not blank and not its first appearance.
+
+    Only rows whose 64-bit hash repeats can be repeats; the exact rule (text equality, in row
+    order) runs on those few rows alone rather than over every id (about 0.5 s at 1.9M rows).
+    """
+    candidates = (ids.hash().is_duplicated() & ids.is_not_null() & (ids != "")).arg_true()
+    later = candidates.filter(~ids.gather(candidates).is_first_distinct())
+    return pl.repeat(False, ids.len(), dtype=pl.Boolean, eager=True).scatter(later, True)
+
+
 def _typed(column: Column, dtype: pl.DataType, mapping: Mapping | None) -> tuple[pl.Expr, str | None]:
     """(typed expression, type rule) for one column.
 
@@ -301,9 +312,7 @@ def validate(source: Source, mapping: Mapping | None = None, episodes: Validated
     if table.id_column:
         flag = flag_names[next(i for i, (column, rule, _) in enumerate(checks) if rule == c.RULE_DUPLICATE)]
         if checked[flag].any():  # two rows may share an id: apply the exact rule
-            ident = _TYPED + table.id_column
-            repeated = ~_blank(ident, {ident}) & ~pl.col(ident).is_first_distinct()  # typed ids are text
-            checked = checked.with_columns(repeated.alias(flag))
+            checked = checked.with_columns(_repeated(checked.get_column(_TYPED + table.id_column)).alias(flag))
     bad_rows = checked.select(pl.any_horizontal(flag_names)).to_series()
     typed_columns = [pl.col(ROW), *[_t(col.name).alias(col.name) for col in columns],
                      *([pl.col(EPISODE_ROW)] if table is c.REVIEWS else [])]
