@@ -104,7 +104,10 @@ def _repeated(ids: pl.Series) -> pl.Series:
     Only rows whose 64-bit hash repeats can be repeats; the exact rule (text equality, in row
     order) runs on those few rows alone rather than over every id (about 0.5 s at 1.9M rows).
     """
-    candidates = (ids.hash().is_duplicated() & ids.is_not_null() & (ids != "")).arg_true()
+    hashes = ids.hash()
+    ordered = hashes.sort()  # a sort of integers finds the repeated hashes faster than a hash table
+    repeated_hashes = ordered.filter(ordered == ordered.shift(1)).unique()
+    candidates = (hashes.is_in(repeated_hashes.implode()) & ids.is_not_null() & (ids != "")).arg_true()
     later = candidates.filter(~ids.gather(candidates).is_first_distinct())
     return pl.repeat(False, ids.len(), dtype=pl.Boolean, eager=True).scatter(later, True)
 
