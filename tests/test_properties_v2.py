@@ -113,6 +113,6 @@ def test_housing_and_employment_read_the_latest_top(tmp_path_factory, spec):
             assert [r["numerator"], r["denominator"]] == expected.get((r["area_code"], r["category"]), [0, 0]), \
                 (command, r["area_code"], r["category"])
         for (la, category), counts in expected.items():
-            if tests[category][0] == "housing" if command == "housing" else tests[category][0] != "housing":
+            if (tests[category][0] == "housing") == (command == "housing"):  # this command's categories
                 assert rows.filter((pl.col("area_code") == la) & (pl.col("category") == category)).height == 1, \
                     (command, la, category, counts)

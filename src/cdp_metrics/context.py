@@ -24,7 +24,7 @@ import polars as pl
 
 from . import contract as c
 from .errors import InputError
-from .io import read_side_table
+from .io import read_side_table, side_row_error as _fail
 
 CASELOAD_AMBITION = 40  # adults per worker: the 2021 drug strategy's ambition for treatment caseloads
 
@@ -66,10 +66,6 @@ def _check(path: Path, frame: pl.DataFrame, numbers: dict[str, str], key: tuple[
             raise _fail(path, n, key[-1], r[key[-1]], f"repeats row {seen[k]} ({', '.join(map(str, k))})")
         seen[k] = n
     return frame.with_columns(pl.col(col).cast(pl.Float64) for col in numbers)
-
-
-def _fail(path: Path, row: int, column: str, value, rule: str) -> InputError:
-    return InputError(f"{path}: row {row}: column {column!r}: value {'' if value is None else value!r}: {rule}")
 
 
 def _is_year(text: str | None) -> bool:

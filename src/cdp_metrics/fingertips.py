@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from . import contract as c
 from .errors import InputError
+from .io import read_side_table, side_row_error as _fail
 
 # Columns whose presence says "a Fingertips file" (every Fingertips export has them, our own format none).
 SIGNATURE = ("Indicator ID", "Area Code", "Area Type", "Time period", "Value")
@@ -145,11 +146,6 @@ def period_of(label: str, span: str | None = None) -> tuple[date, int] | None:
     return found
 
 
-def _fail(path: Path, row: int, column: str, value, rule: str) -> InputError:
-    shown = "" if value is None else value
-    return InputError(f"{path}: row {row}: column {column!r}: value {shown!r}: {rule}")
-
-
 def _area_type(value: str | None) -> str | None:
     """england or region for Fingertips' area types ("England"; "Region", "Regions (statistical)", ...)."""
     text = (value or "").strip().lower()
@@ -166,7 +162,6 @@ def load(path: Path, map_path: Path | None, confidence: float) -> pl.DataFrame:
     InputError (exit 1) naming file, row, column, value and rule for the first bad row.
     """
     from .geography import lookup
-    from .io import read_side_table
 
     mapping = load_map(map_path).fingertips
     frame = read_side_table(path, "benchmarks", {}, SIGNATURE, infer_schema=False)

@@ -493,11 +493,11 @@ def _summary_section(every: Everyone, shown: Report, la: str) -> str:
     changes = shown.changes_by_key()
     targets = {} if shown.targets is None else {
         (t["metric"], t["category"]): t for t in shown.targets.iter_rows(named=True) if t["la_code"] == la}
-    tiles = "".join(_tile(shown, m, cat, la, rows, every.england.get((m, cat)), changes, targets)
-                    for m, cat in metrics)
     context_tiles = _context_tiles(shown, la)
-    many = bool(context_tiles)  # with the context tiles, the key spans two columns (one page in print)
-    tiles += context_tiles
+    tiles = "".join(_tile(shown, m, cat, la, rows, every.england.get((m, cat)), changes, targets)
+                    for m, cat in metrics) + context_tiles
+    # with the context tiles, the key spans two columns and the spine rows are one line (one page in print)
+    section_class = "summary with-context" if context_tiles else "summary"
     period = shown.results[0].period
     baseline = f" · baseline {shown.baseline[0].period}" if shown.baseline else ""
     key = ('<div class="tile key"><div class="t-name">Reading the tiles</div><div class="t-line">'
@@ -506,7 +506,7 @@ def _summary_section(every: Everyone, shown: Report, la: str) -> str:
            '</div><div class="t-line">▲ improved, ▼ worsened since the baseline. * suppressed.'
            + (" The line: the rolling 12 months at each quarter end." if shown.trend is not None else "")
            + "</div></div>")
-    return (f'<section class="summary{" with-context" if many else ""}" id="summary-{escape(la)}" data-la="{escape(la)}">'
+    return (f'<section class="{section_class}" id="summary-{escape(la)}" data-la="{escape(la)}">'
             f'<h2 class="summary-title">{escape(name)}: summary</h2>'
             f'<p class="meta">{period}{escape(baseline)}'
             + (f" · region: {escape(region_name)}" if region_name else "") + "</p>"

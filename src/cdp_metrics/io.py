@@ -176,3 +176,8 @@ def read_side_table(path: Path, what: str, schema: dict, required: tuple[str, ..
     if missing:
         raise InputError(f"{path}: missing required column {', '.join(repr(m) for m in missing)}")
     return frame
+
+
+def side_row_error(path: Path, row: int, column: str, value, rule: str) -> InputError:
+    """The one-line error for a bad row of a side file read row by row (context files, Fingertips downloads)."""
+    return InputError(f"{path}: row {row}: column {column!r}: value {'' if value is None else value!r}: {rule}")
