@@ -51,9 +51,14 @@ def _adults(people: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _tops_of(tops: pl.LazyFrame, adults: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
-    """The ordered TOPs of the adults' index episodes: EPISODE_ROW, review_date, stage and `columns`."""
+    """The ordered TOPs of the adults' index episodes: EPISODE_ROW, review_date, stage and `columns`.
+
+    Collected here: each pick reads them, and a lazy frame would be filtered again for each (progress took
+    twice as long).
+    """
     index = adults.select(EPISODE_ROW).collect().to_series()
-    return tops.select(EPISODE_ROW, "review_date", "stage", *columns).filter(pl.col(EPISODE_ROW).is_in(index.implode()))
+    return tops.select(EPISODE_ROW, "review_date", "stage", *columns) \
+        .filter(pl.col(EPISODE_ROW).is_in(index.implode())).collect().lazy()
 
 
 def _pick(tops: pl.LazyFrame, keep: str) -> pl.LazyFrame:
@@ -81,19 +86,13 @@ def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period, reduction
     adults = _adults(people).with_columns(substance_group().cast(pl.String).alias("category"))
     tops = _tops_of(tops, adults, [*c.DAYS_COLUMNS, "housing"])
 
-    last_by_end = _pick(tops.filter(pl.col("review_date") <= period.end), "last").select(
-        EPISODE_ROW, (pl.col("housing") == "acute").fill_null(False).alias("_acute")
-    )
+    acute = _pick(tops.filter(pl.col("review_date") <= period.end), "last").filter(
+        (pl.col("housing") == "acute").fill_null(False)
+    ).select(EPISODE_ROW, pl.lit(True).alias("_acute"))
     start = _pick(tops.filter(pl.col("stage") == "start"), "first").select(
         EPISODE_ROW, pl.col("review_date").alias("_start_date"),
         *[pl.col(d).alias(f"_start_{d}") for d in c.DAYS_COLUMNS],
     )
-    review = _pick(
-        tops.filter(pl.col("stage").is_in(["review", "exit"]) & pl.col("review_date").is_between(period.start, period.end))
-        .join(start.select(EPISODE_ROW, "_start_date"), on=EPISODE_ROW, how="inner", maintain_order="left")
-        .filter(pl.col("review_date") > pl.col("_start_date")),
-        "last",
-    ).select(EPISODE_ROW, *[pl.col(d).alias(f"_latest_{d}") for d in c.DAYS_COLUMNS])
 
     def cites(column: str) -> pl.Expr:
         codes = pl.Series([s for s, d in c.TOP_DAYS.items() if d == column], dtype=pl.Enum(c.SUBSTANCES))
@@ -102,21 +101,33 @@ def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period, reduction
 
     usable, good = [], []
     for d in c.DAYS_COLUMNS:
-        first, latest = pl.col(f"_start_{d}"), pl.col(f"_latest_{d}")
-        used = cites(d) & first.is_not_null() & latest.is_not_null()
+        first, latest = pl.col(f"_start_{d}"), pl.col(d)
+        used = pl.col(f"_cites_{d}") & first.is_not_null() & latest.is_not_null()
         usable.append(used)
         good.append(~used | (latest == 0) | ((first - latest) >= reduction_days))
+    # the episodes with a start TOP and a later review that show improvement on their own substances: decided
+    # on those few rows (the start and latest values side by side), so that only a flag is joined to the adults
+    improving = (
+        _pick(
+            tops.filter(pl.col("stage").is_in(["review", "exit"]) & pl.col("review_date").is_between(period.start, period.end))
+            .join(start, on=EPISODE_ROW, how="inner", maintain_order="left")
+            .filter(pl.col("review_date") > pl.col("_start_date")),
+            "last",
+        )
+        .join(adults.select(EPISODE_ROW, *[cites(d).alias(f"_cites_{d}") for d in c.DAYS_COLUMNS]),
+              on=EPISODE_ROW, how="inner")
+        .filter(pl.any_horizontal(usable) & pl.all_horizontal(good))
+        .select(EPISODE_ROW, pl.lit(True).alias("_improving"))
+    )
     still_open = pl.col("discharge_date").is_null() | (pl.col("discharge_date") > period.end)
-    improving = still_open & pl.col("_has_review") & pl.any_horizontal(usable) & pl.all_horizontal(good)
     completed = successful(period) & ~pl.col("_acute").fill_null(False)
 
     per_person = (
-        adults.select(EPISODE_ROW, "la_code", "category", "discharge_date", "discharge_reason", *SUBSTANCE_COLUMNS)
-        .join(last_by_end, on=EPISODE_ROW, how="left")
-        .join(start, on=EPISODE_ROW, how="left")
-        .join(review.with_columns(pl.lit(True).alias("_has_review")), on=EPISODE_ROW, how="left")
-        .with_columns(pl.col("_has_review").fill_null(False))
-        .select("la_code", "category", (completed | improving.fill_null(False)).alias("_progress"))
+        adults.select(EPISODE_ROW, "la_code", "category", "discharge_date", "discharge_reason")
+        .join(acute, on=EPISODE_ROW, how="left")
+        .join(improving, on=EPISODE_ROW, how="left")
+        .select("la_code", "category",
+                (completed | (still_open & pl.col("_improving").fill_null(False))).alias("_progress"))
     )
     return _by_group(per_person, "_progress")
 
