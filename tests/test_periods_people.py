@@ -232,3 +232,47 @@ def test_hash_collisions_leave_every_report_figure_unchanged(extract_dir, monkey
     calderdale = next(r for r in completions if r["area_code"] == CALDERDALE and r["category"] == "all")
     assert (leeds["numerator"], leeds["denominator"]) == (0, 2)
     assert (calderdale["numerator"], calderdale["denominator"]) == (1, 2)
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_people_from_the_episodes_sorted_once_equal_each_period_sorted_alone(monkeypatch, collide):
+    """A trend sorts the episodes by person once (`sort_episodes`) and filters each quarter's from it: the
+    people of every period are those the period's own sort gives, index episode and substance union too."""
+    import polars as pl
+
+    from cdp_metrics.people import people_in_treatment, sort_episodes
+
+    episodes = pl.DataFrame({
+        "client_id": ["P1", "P1", "P1", "P2", "P2", "P3"],
+        "episode_id": ["A", "B", "C", "B10", "B9", "D"],
+        "la_code": ["E08000033", "E08000035", "E08000035", "E08000035", "E08000033", "E08000033"],
+        "sex": ["M", "M", "M", "F", "F", "X"],
+        "age": [30, 30, 31, 17, 17, 45],
+        "substance_1": ["heroin", "alcohol", "cannabis", "crack", "alcohol", "alcohol"],
+        "substance_2": [None, None, "alcohol", None, None, None],
+        "substance_3": [None] * 6,
+        "triage_date": [date(2022, 1, 10), date(2022, 11, 1), date(2023, 8, 1), date(2023, 3, 1),
+                        date(2023, 3, 1), date(2021, 5, 1)],
+        "discharge_date": [date(2022, 10, 1), date(2023, 1, 1), None, None, None, date(2022, 12, 31)],
+        "discharge_reason": ["dropped_out", "completed_alcohol_free", None, None, None, "client_died"],
+    })
+    if collide:
+        monkeypatch.setattr(pl.Expr, "hash", lambda self, *a, **k: self.is_null().cast(pl.UInt64) * 0 + 7)
+    once = sort_episodes(episodes.lazy())
+    assert once.key == ("client_id" if collide else "_key")
+    by_client = lambda frame: frame.drop("_key", strict=False).sort("client_id")  # noqa: E731
+    for end in (date(2022, 3, 31), date(2022, 12, 31), date(2023, 3, 31), date(2023, 9, 30)):
+        period = Period.ending(end)
+        assert by_client(people_in_treatment(once, period)).equals(
+            by_client(people_in_treatment(episodes.lazy(), period)))
+    # worked by hand, year to 30 Sep 2023: P1's index is C (Leeds, latest triage), its union cannabis + alcohol
+    # (and A's heroin: A was discharged on the period's first day, which counts); P2's is B9 ("B9" > "B10" as text), in Calderdale; P3's D (died 2022-12-31, in the period)
+    people = by_client(people_in_treatment(once, Period.ending(date(2023, 9, 30))))
+    assert people.select("client_id", "episode_id", "la_code").rows() == [
+        ("P1", "C", "E08000035"), ("P2", "B9", "E08000033"), ("P3", "D", "E08000033")]
+    assert people["opiate"].to_list() == [True, False, False]
+    assert people["alcohol"].to_list() == [True, True, True]
+    assert people["other_drug"].to_list() == [True, True, False]  # P2's crack (B10) counts as another drug
+    # year to 31 Mar 2022: only A (P1, heroin) and D (P3) were open
+    early = by_client(people_in_treatment(once, Period.ending(date(2022, 3, 31))))
+    assert early.select("client_id", "episode_id", "opiate").rows() == [("P1", "A", True), ("P3", "D", False)]

@@ -13,6 +13,8 @@ Every metric counts people, built here once from valid episodes:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from . import contract as c
@@ -98,7 +100,8 @@ def _index_and_union(rows: pl.DataFrame, key: str, carry: tuple[str, ...]) -> pl
     return pl.concat([index, union.drop(key)], how="horizontal")
 
 
-def people_in_treatment(episodes: pl.LazyFrame, period: Period, carry: tuple[str, ...] = ()) -> pl.DataFrame:
+def people_in_treatment(episodes: pl.LazyFrame | SortedEpisodes, period: Period,
+                        carry: tuple[str, ...] = ()) -> pl.DataFrame:
     """One row per person in treatment in the period, from their index episode and flag union.
 
     Columns: client_id, episode_id (of the index episode), la_code, sex, age, adult, triage_date,
@@ -106,13 +109,36 @@ def people_in_treatment(episodes: pl.LazyFrame, period: Period, carry: tuple[str
     `carry` columns (its own substances or hepatitis C fields, for the §9 measures).
     `substance_group()` and `ocu_group()` derive the groups from the flags.
 
-    People are grouped on a 64-bit hash of client_id (much faster to sort than
+    `episodes`: the valid episodes, or the same already sorted by person (`sort_episodes`, with the
+    same `carry`), from which a period's people are a filter that keeps the order and no sort.
+    """
+    if isinstance(episodes, SortedEpisodes):
+        rows = episodes.rows.filter(in_period(period))
+        key = episodes.key
+    else:
+        sorted_rows = sort_episodes(episodes.filter(in_period(period)), carry)
+        rows, key = sorted_rows.rows, sorted_rows.key
+    return _index_and_union(rows, key, carry).with_columns((pl.col("age") >= c.ADULT_AGE).alias("adult"))
+
+
+@dataclass(frozen=True)
+class SortedEpisodes:
+    """Episodes with their flags, sorted by person (`key`), then triage_date and episode_id."""
+
+    rows: pl.DataFrame
+    key: str  # "_key" (a hash of client_id), or "client_id" itself should two ids share a hash
+
+
+def sort_episodes(episodes: pl.LazyFrame, carry: tuple[str, ...] = ()) -> SortedEpisodes:
+    """The episodes with their flags, sorted by person, then triage_date and episode_id.
+
+    People are sorted on a 64-bit hash of client_id (much faster to sort than
     text). Should two different ids ever share a hash, two neighbouring rows
-    of the sorted frame have the same hash but different ids, and the grouping
-    is redone on the ids themselves.
+    of the sorted frame have the same hash but different ids, and the rows
+    are sorted on the ids themselves instead.
     """
     rows = (
-        with_flags(episodes.filter(in_period(period)))
+        with_flags(episodes)
         .select("client_id", "episode_id", *INDEX_COLUMNS, *FLAGS, *carry)
         .with_columns(pl.col("client_id").hash().alias("_key"))
         .collect()
@@ -121,7 +147,5 @@ def people_in_treatment(episodes: pl.LazyFrame, period: Period, carry: tuple[str
     key, client = pl.col("_key"), pl.col("client_id")
     collided = rows.select(((key == key.shift(1)) & (client != client.shift(1))).any()).item()
     if collided:
-        people = _index_and_union(rows.sort("client_id", "triage_date", "episode_id"), "client_id", carry)
-    else:
-        people = _index_and_union(rows, "_key", carry)
-    return people.with_columns((pl.col("age") >= c.ADULT_AGE).alias("adult"))
+        return SortedEpisodes(rows.sort("client_id", "triage_date", "episode_id"), "client_id")
+    return SortedEpisodes(rows, "_key")

@@ -19,7 +19,7 @@ from . import contract as c
 from .errors import InputError, UsageError
 from .geography import check_la_codes, lookup
 from .io import EPISODE_ROW, ROW, Source, find_table_file, read_side_table
-from .people import people_in_treatment
+from .people import SortedEpisodes, people_in_treatment, sort_episodes
 from .periods import Period, last_month_end_on_or_before
 from .result import Result
 from .stats import z_for
@@ -215,13 +215,30 @@ class Extract:
     def people(self) -> pl.LazyFrame:
         """The period's people; with the index episode's own substances and hepatitis C fields when the
         extract has what the §9 measures read."""
-        reviews = self.has(c.REVIEWS)
-        carry = (*(("substance_1", "substance_2", "substance_3", EPISODE_ROW) if reviews else ()),
-                 *(c.HCV_COLUMNS if self.has_hcv else ()))
-        episodes = self.frame(c.EPISODES)
-        if reviews:
-            episodes = episodes.with_columns(pl.col(ROW).alias(EPISODE_ROW))
+        carry = self._people_carry()
+        episodes = self.__dict__.get("sorted_episodes") or self._episodes_for_people()
         return people_in_treatment(episodes, self.period, carry).lazy()
+
+    def _people_carry(self) -> tuple[str, ...]:
+        """The index episode's columns the people frame carries besides its own (for the §9 measures)."""
+        return (*(("substance_1", "substance_2", "substance_3", EPISODE_ROW) if self.has(c.REVIEWS) else ()),
+                *(c.HCV_COLUMNS if self.has_hcv else ()))
+
+    def _episodes_for_people(self) -> pl.LazyFrame:
+        episodes = self.frame(c.EPISODES)
+        return episodes.with_columns(pl.col(ROW).alias(EPISODE_ROW)) if self.has(c.REVIEWS) else episodes
+
+    @_cached
+    def sorted_episodes(self) -> SortedEpisodes:
+        """Every valid episode sorted by person once (`people.sort_episodes`), for a run of many periods: each
+        period's people are then a filter of it rather than a sort of its own. Made before the periods' threads
+        start (`share_people`), and shared by them; a run of one or two periods sorts each period's episodes
+        alone, which is cheaper."""
+        return sort_episodes(self._episodes_for_people(), self._people_carry())
+
+    def share_people(self) -> None:
+        """Sort the episodes by person once for the periods that follow (`sorted_episodes`)."""
+        self.sorted_episodes  # noqa: B018 (cached)
 
     @_cached
     def tops(self) -> pl.LazyFrame:

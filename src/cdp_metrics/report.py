@@ -248,6 +248,8 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         start = trend_from or baseline_end or add_months(extract.period.end, -24)
         ends = quarter_ends(start, extract.period.end)
         step(f"trend: {len(ends)} quarter ends")
+        if len([q for q in ends if q not in (extract.period.end, baseline_end)]) > 1:
+            extract.share_people()  # people of many periods: the episodes sorted by person once
         # a quarter end that is the period's or the baseline's end is that period, already worked out
         known = {extract.period.end: (results, tables[extract.period.end])}
         if baseline is not None:
