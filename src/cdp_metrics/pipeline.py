@@ -119,7 +119,7 @@ class Extract:
         other.options = replace(self.options, period_end=end, months=months or self.options.months)
         if quiet:
             other._warn = None
-        for derived in ("period", "people", "cube"):
+        for derived in ("period", "people", "cube", "index_tops"):
             other.__dict__.pop(derived, None)
         return other
 
@@ -245,6 +245,12 @@ class Extract:
         """The valid TOPs in the order the §9 picks read them (`metrics.order_tops`): sorted once, shared by
         every period of a run."""
         return metrics.order_tops(self.frame(c.REVIEWS)).lazy()
+
+    @_cached
+    def index_tops(self) -> pl.LazyFrame:
+        """The period's TOPs of its adults' index episodes (`metrics.index_tops`): read by progress, housing
+        and employment."""
+        return metrics.index_tops(self.people, self.tops).lazy()
 
     @_cached
     def cube(self) -> pl.LazyFrame:
@@ -406,17 +412,17 @@ def completions(extract: Extract) -> list[Result]:
 
 
 def progress(extract: Extract) -> list[Result]:
-    la = metrics.progress(extract.people, extract.tops, extract.period, extract.options.reduction_days)
+    la = metrics.progress(extract.people, extract.index_tops, extract.period, extract.options.reduction_days)
     return [_result(extract, "progress", la, "proportion", c.PROGRESS_CATEGORIES, tables=(c.EPISODES, c.REVIEWS))]
 
 
 def housing(extract: Extract) -> list[Result]:
-    la = metrics.housing(extract.people, extract.tops, extract.period)
+    la = metrics.housing(extract.people, extract.index_tops, extract.period)
     return [_result(extract, "housing", la, "proportion", c.HOUSING_CATEGORIES, tables=(c.EPISODES, c.REVIEWS))]
 
 
 def employment(extract: Extract) -> list[Result]:
-    la = metrics.employment(extract.people, extract.tops, extract.period)
+    la = metrics.employment(extract.people, extract.index_tops, extract.period)
     return [_result(extract, "employment", la, "proportion", c.EMPLOYMENT_CATEGORIES,
                     tables=(c.EPISODES, c.REVIEWS))]
 

@@ -20,6 +20,8 @@ The TOPs come in ordered once per run (`order_tops`: by episode, review_date,
 then review_id), so that each pick is a filter that keeps order and a look at
 the neighbouring row, not a sort; TOPs and people are joined on the episode's
 row in the validated episodes (`EPISODE_ROW`), an integer, not on its id text.
+Each measure takes the period's `index_tops` (the TOPs of its adults' index
+episodes, still in that order), found once for the three.
 """
 
 from __future__ import annotations
@@ -50,15 +52,11 @@ def _adults(people: pl.LazyFrame) -> pl.LazyFrame:
     return people.filter(pl.col("adult"))
 
 
-def _tops_of(tops: pl.LazyFrame, adults: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
-    """The ordered TOPs of the adults' index episodes: EPISODE_ROW, review_date, stage and `columns`.
-
-    Collected here: each pick reads them, and a lazy frame would be filtered again for each (progress took
-    twice as long).
-    """
-    index = adults.select(EPISODE_ROW).collect().to_series()
-    return tops.select(EPISODE_ROW, "review_date", "stage", *columns) \
-        .filter(pl.col(EPISODE_ROW).is_in(index.implode())).collect().lazy()
+def index_tops(people: pl.LazyFrame, tops: pl.LazyFrame) -> pl.DataFrame:
+    """The ordered TOPs of the period's adults' index episodes, every column: what progress, housing and
+    employment read (collected once per period and shared by the three)."""
+    index = _adults(people).select(EPISODE_ROW).collect().to_series()
+    return tops.filter(pl.col(EPISODE_ROW).is_in(index.implode())).collect()
 
 
 def _pick(tops: pl.LazyFrame, keep: str) -> pl.LazyFrame:
@@ -81,10 +79,10 @@ def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period, reduction
     or a null housing, is not acute). *Improving*: the index episode is open at the end, has a
     start TOP and a latest review, and over the index episode's own substances with a TOP column
     and a value in both, there is at least one, and each is 0 at the review or fell by at least
-    `reduction_days`.
+    `reduction_days`. `tops`: the period's `index_tops`.
     """
     adults = _adults(people).with_columns(substance_group().cast(pl.String).alias("category"))
-    tops = _tops_of(tops, adults, [*c.DAYS_COLUMNS, "housing"])
+    tops = tops.select(EPISODE_ROW, "review_date", "stage", *c.DAYS_COLUMNS, "housing")
 
     acute = _pick(tops.filter(pl.col("review_date") <= period.end), "last").filter(
         (pl.col("housing") == "acute").fill_null(False)
@@ -146,11 +144,12 @@ def _latest_counts(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period,
                    categories: dict[str, tuple[str, pl.Expr]]) -> pl.DataFrame:
     """Per LA and category: adults whose latest TOP meets the category's test, over those whose column is set.
 
-    `categories`: category -> (column, test on that column's non-null value).
+    `categories`: category -> (column, test on that column's non-null value); `tops`: the period's
+    `index_tops`.
     """
     adults = _adults(people)
     columns = sorted({column for column, _ in categories.values()})
-    latest = latest_top(_tops_of(tops, adults, columns), period)
+    latest = latest_top(tops.select(EPISODE_ROW, "review_date", *columns), period)
     joined = adults.select(EPISODE_ROW, "la_code").join(latest, on=EPISODE_ROW, how="inner")
     aggs = []
     for category, (column, test) in categories.items():
