@@ -231,6 +231,25 @@ def test_help_and_version_do_not_import_polars():
     assert version.returncode == 0 and version.stdout.startswith("cdp-metrics ")
 
 
+@pytest.mark.parametrize("given", [None, "dirty_decay_ms:5000"])
+def test_allocator_options_are_set_before_polars_is_imported_unless_the_user_set_them(given):
+    """The console script hands freed memory back to the system promptly (jemalloc's options, read when
+    polars is first imported); a value in the environment is left as it is."""
+    code = (
+        "import os, sys; sys.argv = ['cdp-metrics', 'unmet-need', '--help']\n"
+        "from cdp_metrics.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'polars' not in sys.modules\n"
+        "print(os.environ['_RJEM_MALLOC_CONF'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if given is not None:
+        env["_RJEM_MALLOC_CONF"] = given
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (given or "background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0")
+
+
 def test_closed_pipe_ends_quietly(extract):
     script = (f"{sys.executable} -m cdp_metrics report --data {extract} --period-end {END} -f ndjson "
               "--no-suppress | head -1")
