@@ -266,7 +266,8 @@ def test_people_from_the_episodes_sorted_once_equal_each_period_sorted_alone(mon
         assert by_client(people_in_treatment(once, period)).equals(
             by_client(people_in_treatment(episodes.lazy(), period)))
     # worked by hand, year to 30 Sep 2023: P1's index is C (Leeds, latest triage), its union cannabis + alcohol
-    # (and A's heroin: A was discharged on the period's first day, which counts); P2's is B9 ("B9" > "B10" as text), in Calderdale; P3's D (died 2022-12-31, in the period)
+    # (and A's heroin: A was discharged on the period's first day, which counts); P2's is B9 ("B9" > "B10"
+    # as text), in Calderdale; P3's D (died 2022-12-31, in the period)
     people = by_client(people_in_treatment(once, Period.ending(date(2023, 9, 30))))
     assert people.select("client_id", "episode_id", "la_code").rows() == [
         ("P1", "C", "E08000035"), ("P2", "B9", "E08000033"), ("P3", "D", "E08000033")]

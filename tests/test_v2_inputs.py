@@ -202,3 +202,36 @@ def test_hepatitis_c_without_the_columns_exits_1_and_report_leaves_it_out(extrac
     assert run.exit_code == 1 and "no hepatitis C columns" in run.stderr and "Traceback" not in run.stderr
     report = cli("report", "--data", extract_dir, "--period-end", END, "--baseline-end", "none", "-f", "json")
     assert report.exit_code == 0 and "hepatitis c left out of the report" in report.stderr
+
+
+@pytest.mark.parametrize("hashing", ["by length", "all equal"])
+def test_reviews_find_their_episodes_exactly_whatever_the_id_hashes(extract_dir, monkeypatch, hashing):
+    """A TOP finds its episode through the ids' 64-bit hashes. Forced collisions: by length, "X" shares "E"'s
+    hash while the valid episodes' hashes stay unique (a false match, which must find no episode); all equal,
+    the valid episodes' hashes repeat (the join falls back to the text). Either way the errors and the
+    figures are those of real hashes."""
+    import polars as pl
+
+    episodes = [episode("A", "2023-01-01", episode_id="E"), episode("B", "2023-01-01", episode_id="EE"),
+                episode("C", "2023-01-01", episode_id="EEE")]
+    tops = [review(episodes[0], "2023-01-01", "start", review_id="R1", days_opiates=20),
+            review(episodes[0], "2023-03-01", review_id="R2", days_opiates=0),
+            review(episodes[1], "2023-01-01", "start", review_id="R3", days_opiates=20),
+            review({**episodes[0], "episode_id": "X"}, "2023-03-01", review_id="R4"),  # no such episode
+            review(episodes[2], "2023-02-01", "start", review_id="R5", days_opiates=20)]
+    write_extract(extract_dir, episodes, reviews=tops)
+    args = ("validate", "--data", extract_dir, "-f", "json")
+    expected = cli(*args).json
+    progress_args = ("progress", "--data", extract_dir, "--period-end", END, "-f", "json", "--no-suppress")
+    expected_progress = cli(*progress_args).json
+    assert [(e["row"], e["column"], e["value"], e["rule"]) for e in expected["errors"]] == [
+        (4, "episode_id", "X", "episode_id not a valid episode (no such episode)")]
+    real = pl.Series.hash
+    if hashing == "by length":
+        def fake(self, *a, **k):
+            return self.str.len_bytes().cast(pl.UInt64) if self.dtype == pl.String else real(self, *a, **k)
+    else:
+        fake = lambda self, *a, **k: pl.repeat(7, self.len(), dtype=pl.UInt64, eager=True)  # noqa: E731
+    monkeypatch.setattr(pl.Series, "hash", fake)
+    assert cli(*args).json == expected
+    assert cli(*progress_args).json == expected_progress

@@ -266,9 +266,24 @@ def _episode_columns(episode_ids: pl.Series, episodes: Validated) -> list[pl.Ser
     )
     rejected_ids = episodes.rejected.get_column("episode_id").drop_nulls() \
         if "episode_id" in episodes.rejected.columns else pl.Series([], dtype=pl.String)
-    joined = episode_ids.to_frame(key).join(valid, on=key, how="left", maintain_order="left")
     rejected = episode_ids.is_in(rejected_ids.implode()).fill_null(False).alias(_EPISODE + "rejected")
-    return [*joined.drop(key).get_columns(), rejected]
+    valid_hashes = valid.get_column(key).hash()
+    if valid_hashes.n_unique() < valid.height:  # two valid ids share a 64-bit hash: join on the text itself
+        joined = episode_ids.to_frame(key).join(valid, on=key, how="left", maintain_order="left")
+        return [*joined.drop(key).get_columns(), rejected]
+    # Joined on the ids' 64-bit hashes, which are unique among the valid episodes: faster than on the text,
+    # and at 19M reviews 0.5 GB less memory. A review whose hash meets a valid episode's while its id is not
+    # that episode's cannot belong to any valid episode (its own would have the same hash): it is unmatched.
+    hashed = "_hash"
+    joined = episode_ids.hash().to_frame(hashed).join(valid.with_columns(valid_hashes.alias(hashed)), on=hashed,
+                                                      how="left", maintain_order="left")
+    found = joined.get_column(key)
+    false_match = found.is_not_null() & ~(found == episode_ids).fill_null(False)
+    columns = joined.drop(hashed, key)
+    if false_match.any():
+        columns = columns.with_columns(pl.when(false_match).then(None).otherwise(pl.col(name)).alias(name)
+                                       for name in columns.columns)
+    return [*columns.get_columns(), rejected]
 
 
 def validate(source: Source, mapping: Mapping | None = None, episodes: Validated | None = None) -> Validated:

@@ -105,9 +105,10 @@ def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period, reduction
         good.append(~used | (latest == 0) | ((first - latest) >= reduction_days))
     # the episodes with a start TOP and a later review that show improvement on their own substances: decided
     # on those few rows (the start and latest values side by side), so that only a flag is joined to the adults
+    in_period = pl.col("review_date").is_between(period.start, period.end)
     improving = (
         _pick(
-            tops.filter(pl.col("stage").is_in(["review", "exit"]) & pl.col("review_date").is_between(period.start, period.end))
+            tops.filter(pl.col("stage").is_in(["review", "exit"]) & in_period)
             .join(start, on=EPISODE_ROW, how="inner", maintain_order="left")
             .filter(pl.col("review_date") > pl.col("_start_date")),
             "last",
