@@ -305,3 +305,22 @@ def test_reviews_option_names_the_file(tmp_path):
     (folder / "reviews.csv").rename(moved)
     assert run(folder, "progress").exit_code == 1
     assert progress_of(folder, "--reviews", moved) == (1, 1)
+
+
+def test_the_latest_review_is_the_latest_after_a_late_start_top(tmp_path):
+    """The start TOP need not be the first TOP: reviews before it never count, and the latest review is
+    the latest in the period that is after it (picked first, then compared with the start date)."""
+    ep = open_episode("A")
+    start = review(ep, "2023-03-01", "start", days_opiates=20)
+    early = review(ep, "2022-12-01", "review", days_opiates=0)  # in the period, before the start TOP
+    cases = {
+        "a review after the late start": ([start, early, review(ep, "2023-06-01", days_opiates=12)], 1),
+        "the latest in the period is the start's own date": ([start, early, review(ep, "2023-03-01",
+                                                                                    days_opiates=0)], 0),
+        "only an early review in the period": ([start, early, review(ep, "2023-10-01", days_opiates=0)], 0),
+        "the latest after the start does not improve": ([start, review(ep, "2023-04-01", days_opiates=0),
+                                                         review(ep, "2023-07-01", days_opiates=19)], 0),
+    }
+    for i, (name, (tops, expected)) in enumerate(cases.items()):
+        folder = write_extract(tmp_path / f"c{i}", [ep], reviews=tops)
+        assert progress_of(folder) == (expected, 1), name

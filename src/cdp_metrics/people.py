@@ -45,29 +45,33 @@ def with_flags(episodes: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def substance_group() -> pl.Expr:
-    """The four NDTMS substance groups from the flags."""
+    """The four NDTMS substance groups from the flags.
+
+    The branches are Enum literals: text literals cast to the Enum afterwards took some 30 times longer
+    (35 ms over the national people).
+    """
+    group = lambda name: pl.lit(name, dtype=SUBSTANCE_GROUP)  # noqa: E731
     return (
         pl.when(pl.col("opiate"))
-        .then(pl.lit("opiate"))
+        .then(group("opiate"))
         .when(pl.col("other_drug") & pl.col("alcohol"))
-        .then(pl.lit("non_opiate_and_alcohol"))
+        .then(group("non_opiate_and_alcohol"))
         .when(pl.col("other_drug"))
-        .then(pl.lit("non_opiate_only"))
-        .otherwise(pl.lit("alcohol_only"))
-        .cast(SUBSTANCE_GROUP)
+        .then(group("non_opiate_only"))
+        .otherwise(group("alcohol_only"))
     )
 
 
 def ocu_group() -> pl.Expr:
     """opiate_and_crack / opiate_only / crack_only, or null for people citing neither."""
+    group = lambda name: pl.lit(name, dtype=OCU_GROUP)  # noqa: E731
     return (
         pl.when(pl.col("opiate") & pl.col("crack"))
-        .then(pl.lit("opiate_and_crack"))
+        .then(group("opiate_and_crack"))
         .when(pl.col("opiate"))
-        .then(pl.lit("opiate_only"))
+        .then(group("opiate_only"))
         .when(pl.col("crack"))
-        .then(pl.lit("crack_only"))
-        .cast(OCU_GROUP)
+        .then(group("crack_only"))
     )
 
 

@@ -81,12 +81,13 @@ def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period, reduction
     and a value in both, there is at least one, and each is 0 at the review or fell by at least
     `reduction_days`. `tops`: the period's `index_tops`.
     """
-    adults = _adults(people).with_columns(substance_group().cast(pl.String).alias("category"))
+    adults = _adults(people).with_columns(substance_group().alias("category"))  # an Enum: grouped as integers
     tops = tops.select(EPISODE_ROW, "review_date", "stage", *c.DAYS_COLUMNS, "housing")
 
+    # the index episodes whose latest TOP by the end records acute housing
     acute = _pick(tops.filter(pl.col("review_date") <= period.end), "last").filter(
         (pl.col("housing") == "acute").fill_null(False)
-    ).select(EPISODE_ROW, pl.lit(True).alias("_acute"))
+    ).select(EPISODE_ROW).collect().to_series()
     start = _pick(tops.filter(pl.col("stage") == "start"), "first").select(
         EPISODE_ROW, pl.col("review_date").alias("_start_date"),
         *[pl.col(d).alias(f"_start_{d}") for d in c.DAYS_COLUMNS],
@@ -100,42 +101,37 @@ def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period, reduction
     usable, good = [], []
     for d in c.DAYS_COLUMNS:
         first, latest = pl.col(f"_start_{d}"), pl.col(d)
-        used = pl.col(f"_cites_{d}") & first.is_not_null() & latest.is_not_null()
+        used = cites(d) & first.is_not_null() & latest.is_not_null()
         usable.append(used)
         good.append(~used | (latest == 0) | ((first - latest) >= reduction_days))
     # the episodes with a start TOP and a later review that show improvement on their own substances: decided
-    # on those few rows (the start and latest values side by side), so that only a flag is joined to the adults
+    # on those few rows (the start and latest values side by side, with the episode's substances), so that the
+    # adults are only tested for membership of the result
+    # The latest review is picked before the start TOP is looked at: the TOPs are in date order, so when the
+    # latest review/exit in the period is not after the start date, none is, and when it is, it is the pick.
     in_period = pl.col("review_date").is_between(period.start, period.end)
     improving = (
-        _pick(
-            tops.filter(pl.col("stage").is_in(["review", "exit"]) & in_period)
-            .join(start, on=EPISODE_ROW, how="inner", maintain_order="left")
-            .filter(pl.col("review_date") > pl.col("_start_date")),
-            "last",
-        )
-        .join(adults.select(EPISODE_ROW, *[cites(d).alias(f"_cites_{d}") for d in c.DAYS_COLUMNS]),
-              on=EPISODE_ROW, how="inner")
+        _pick(tops.filter(pl.col("stage").is_in(["review", "exit"]) & in_period), "last")
+        .join(start, on=EPISODE_ROW, how="inner")
+        .filter(pl.col("review_date") > pl.col("_start_date"))
+        .join(adults.select(EPISODE_ROW, *SUBSTANCE_COLUMNS), on=EPISODE_ROW, how="inner")
         .filter(pl.any_horizontal(usable) & pl.all_horizontal(good))
-        .select(EPISODE_ROW, pl.lit(True).alias("_improving"))
+        .select(EPISODE_ROW).collect().to_series()
     )
+    row = pl.col(EPISODE_ROW)
     still_open = pl.col("discharge_date").is_null() | (pl.col("discharge_date") > period.end)
-    completed = successful(period) & ~pl.col("_acute").fill_null(False)
-
-    per_person = (
-        adults.select(EPISODE_ROW, "la_code", "category", "discharge_date", "discharge_reason")
-        .join(acute, on=EPISODE_ROW, how="left")
-        .join(improving, on=EPISODE_ROW, how="left")
-        .select("la_code", "category",
-                (completed | (still_open & pl.col("_improving").fill_null(False))).alias("_progress"))
+    completed = successful(period) & ~row.is_in(acute.implode())
+    per_person = adults.select(
+        "la_code", "category", (completed | (still_open & row.is_in(improving.implode()))).alias("_progress")
     )
     return _by_group(per_person, "_progress")
 
 
 def _by_group(per_person: pl.LazyFrame, flag: str) -> pl.DataFrame:
-    """`all` and each substance group per LA: people with `flag` over people."""
+    """`all` and each substance group per LA: people with `flag` over people (`category` an Enum or text)."""
     groups = per_person.group_by("la_code", "category").agg(
         pl.col(flag).sum().cast(pl.Int64).alias("numerator"), pl.len().cast(pl.Int64).alias("denominator")
-    )
+    ).with_columns(pl.col("category").cast(pl.String))
     everyone = groups.group_by("la_code").agg(pl.col("numerator").sum(), pl.col("denominator").sum())
     return pl.concat([everyone.with_columns(pl.lit("all").alias("category")).select(_LA_COLUMNS),
                       groups.select(_LA_COLUMNS)]).collect(engine=SMALL_TABLES)
