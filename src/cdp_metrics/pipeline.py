@@ -119,7 +119,7 @@ class Extract:
         other.options = replace(self.options, period_end=end, months=months or self.options.months)
         if quiet:
             other._warn = None
-        for derived in ("period", "people", "cube", "index_tops"):
+        for derived in ("period", "people", "cube", "index_tops", "latest_tops"):
             other.__dict__.pop(derived, None)
         return other
 
@@ -251,6 +251,12 @@ class Extract:
         """The period's TOPs of its adults' index episodes (`metrics.index_tops`): read by progress, housing
         and employment."""
         return metrics.index_tops(self.people, self.tops).lazy()
+
+    @_cached
+    def latest_tops(self) -> pl.LazyFrame:
+        """The latest TOP in the period of each adult's index episode, with the LA (`metrics.latest_tops`):
+        read by housing and employment."""
+        return metrics.latest_tops(self.people, self.index_tops, self.period).lazy()
 
     @_cached
     def cube(self) -> pl.LazyFrame:
@@ -417,12 +423,12 @@ def progress(extract: Extract) -> list[Result]:
 
 
 def housing(extract: Extract) -> list[Result]:
-    la = metrics.housing(extract.people, extract.index_tops, extract.period)
+    la = metrics.housing(extract.latest_tops)
     return [_result(extract, "housing", la, "proportion", c.HOUSING_CATEGORIES, tables=(c.EPISODES, c.REVIEWS))]
 
 
 def employment(extract: Extract) -> list[Result]:
-    la = metrics.employment(extract.people, extract.index_tops, extract.period)
+    la = metrics.employment(extract.latest_tops)
     return [_result(extract, "employment", la, "proportion", c.EMPLOYMENT_CATEGORIES,
                     tables=(c.EPISODES, c.REVIEWS))]
 

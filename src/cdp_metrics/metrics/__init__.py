@@ -11,7 +11,7 @@ England rows, intervals and comparison, and `disclosure` suppression.
 """
 
 from .hepatitis import hepatitis_c
-from .recovery import employment, housing, index_tops, order_tops, progress
+from .recovery import employment, housing, index_tops, latest_tops, order_tops, progress
 from .treatment import (
     GROUP_CATEGORIES,
     IN_TREATMENT_CATEGORIES,
@@ -31,7 +31,7 @@ from .treatment import (
 
 __all__ = [
     "GROUP_CATEGORIES", "IN_TREATMENT_CATEGORIES", "completions", "continuity", "cube", "death_strata", "deaths",
-    "employment", "england_rates", "hepatitis_c", "housing", "in_treatment", "index_tops",
+    "employment", "england_rates", "hepatitis_c", "housing", "in_treatment", "index_tops", "latest_tops",
     "last_representation_window_end", "last_window_end", "mortality_ratio", "order_tops", "progress",
     "select_prevalence", "unmet_need",
 ]

@@ -21,7 +21,8 @@ then review_id), so that each pick is a filter that keeps order and a look at
 the neighbouring row, not a sort; TOPs and people are joined on the episode's
 row in the validated episodes (`EPISODE_ROW`), an integer, not on its id text.
 Each measure takes the period's `index_tops` (the TOPs of its adults' index
-episodes, still in that order), found once for the three.
+episodes, still in that order), found once for the three; housing and employment
+read the same latest TOPs (`latest_tops`), found once for the two.
 """
 
 from __future__ import annotations
@@ -137,23 +138,26 @@ def _by_group(per_person: pl.LazyFrame, flag: str) -> pl.DataFrame:
                       groups.select(_LA_COLUMNS)]).collect(engine=SMALL_TABLES)
 
 
-def _latest_counts(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period,
-                   categories: dict[str, tuple[str, pl.Expr]]) -> pl.DataFrame:
+def latest_tops(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period) -> pl.DataFrame:
+    """Per adult whose index episode has a TOP dated in the period, its LA and that latest TOP's housing and
+    work columns: what housing and employment count (found once per period for the two). `tops`: the
+    period's `index_tops`."""
+    latest = latest_top(tops.select(EPISODE_ROW, "review_date", "housing", *c.WORK_COLUMNS), period)
+    return _adults(people).select(EPISODE_ROW, "la_code").join(latest, on=EPISODE_ROW, how="inner").collect()
+
+
+def _latest_counts(latest: pl.LazyFrame, categories: dict[str, tuple[str, pl.Expr]]) -> pl.DataFrame:
     """Per LA and category: adults whose latest TOP meets the category's test, over those whose column is set.
 
-    `categories`: category -> (column, test on that column's non-null value); `tops`: the period's
-    `index_tops`.
+    `categories`: category -> (column, test on that column's non-null value); `latest`: the period's
+    `latest_tops`.
     """
-    adults = _adults(people)
-    columns = sorted({column for column, _ in categories.values()})
-    latest = latest_top(tops.select(EPISODE_ROW, "review_date", *columns), period)
-    joined = adults.select(EPISODE_ROW, "la_code").join(latest, on=EPISODE_ROW, how="inner")
     aggs = []
     for category, (column, test) in categories.items():
         known = pl.col(column).is_not_null()
         aggs += [(known & test).sum().cast(pl.Int64).alias(f"{category}|numerator"),
                  known.sum().cast(pl.Int64).alias(f"{category}|denominator")]
-    wide = joined.group_by("la_code").agg(aggs).collect(engine=SMALL_TABLES)
+    wide = latest.group_by("la_code").agg(aggs).collect(engine=SMALL_TABLES)
     return pl.concat([
         wide.select("la_code", pl.lit(category).alias("category"), pl.col(f"{category}|numerator").alias("numerator"),
                     pl.col(f"{category}|denominator").alias("denominator"))
@@ -161,17 +165,19 @@ def _latest_counts(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period,
     ])
 
 
-def housing(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period) -> pl.DataFrame:
-    """Adults whose latest TOP records an acute housing problem / no housing problem, over those it records."""
-    return _latest_counts(people, tops, period, {
+def housing(latest: pl.LazyFrame) -> pl.DataFrame:
+    """Adults whose latest TOP records an acute housing problem / no housing problem, over those it records
+    (`latest`: the period's `latest_tops`)."""
+    return _latest_counts(latest, {
         "acute": ("housing", pl.col("housing") == "acute"),
         "no_problem": ("housing", pl.col("housing") == "none"),
     })
 
 
-def employment(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period) -> pl.DataFrame:
-    """Adults whose latest TOP records at least a day of paid work / voluntary work / education."""
-    return _latest_counts(people, tops, period, {
+def employment(latest: pl.LazyFrame) -> pl.DataFrame:
+    """Adults whose latest TOP records at least a day of paid work / voluntary work / education (`latest`: the
+    period's `latest_tops`)."""
+    return _latest_counts(latest, {
         "paid_work": ("paid_work_days", pl.col("paid_work_days") >= 1),
         "voluntary_work": ("volunteer_days", pl.col("volunteer_days") >= 1),
         "education": ("education_days", pl.col("education_days") >= 1),
