@@ -235,3 +235,39 @@ def test_reviews_find_their_episodes_exactly_whatever_the_id_hashes(extract_dir,
     monkeypatch.setattr(pl.Series, "hash", fake)
     assert cli(*args).json == expected
     assert cli(*progress_args).json == expected_progress
+
+
+def test_parquet_reviews_give_the_values_as_read(extract_dir, tmp_path):
+    """Parquet day counts stored as integers and codes as text are kept only as typed values; an error
+    record or rejected row still shows each value as read (out of range, unknown, or valid beside a
+    rule broken elsewhere in the row), the same as from CSV."""
+    import polars as pl
+
+    tops = [*GOOD_TOPS,
+            bad_top(review_id="R5", days_opiates="29", housing="acute"),  # row 5: a day count out of range
+            bad_top(review_id="R6", stage="middle", days_alcohol="7"),  # row 6: an unknown code
+            bad_top(review_id="R7", client_id="SOMEONE", days_crack="12", stage="exit"),  # row 7: rejected, values valid
+            bad_top(review_id="GR1")]  # row 8: repeats row 2's id
+    write_extract(extract_dir, GOOD_EPISODES, reviews=tops)
+    pq = tmp_path / "pq"
+    pq.mkdir()
+    for table in ("episodes", "reviews"):
+        frame = pl.read_csv(extract_dir / f"{table}.csv", infer_schema=False)
+        if table == "reviews":
+            frame = frame.with_columns(pl.col(name).cast(pl.Int64) for name in frame.columns
+                                       if name.startswith("days_") or name.endswith("_days"))
+        frame.write_parquet(pq / f"{table}.parquet")
+    found = {}
+    for name, folder in (("csv", extract_dir), ("parquet", pq)):
+        rejects = tmp_path / f"rejects_{name}.csv"
+        run = cli("validate", "--data", folder, "-f", "json", "--rejects", rejects)
+        with rejects.open() as fh:
+            rejected = [(r["row"], r["stage"], r["days_opiates"], r["days_crack"], r["days_alcohol"], r["housing"])
+                        for r in csv.DictReader(fh)]
+        found[name] = ([(e["row"], e["column"], e["value"]) for e in run.json["errors"]], rejected)
+    errors, rejected = found["parquet"]
+    assert errors == [(5, "days_opiates", "29"), (6, "stage", "middle"), (7, "client_id", "SOMEONE"),
+                      (8, "review_id", "GR1")]
+    assert rejected == [("5", "review", "29", "", "", "acute"), ("6", "middle", "", "", "7", ""),
+                        ("7", "exit", "", "12", "", ""), ("8", "review", "", "", "", "")]
+    assert found["parquet"] == found["csv"]
