@@ -234,14 +234,26 @@ def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
     by_qc: dict[tuple[str, str], list[Key]] = {}
     for key in cells:
         by_qc.setdefault((key[0], key[2]), []).append(key)
-    # areas: region = Σ its LAs, England = Σ every LA
+    # areas: region = Σ its LAs; England = Σ the regions (the same as Σ every LA once each region is the
+    # sum of its LAs, but it links two regions' unknowns only through a suppressed region or England
+    # cell, so the programmes are solved per region: a tenth of the size), or Σ every LA when an LA's
+    # region has no cell of this quantity and category
     for (quantity, category), keys in sorted(by_qc.items()):
-        las = [k for k in keys if areas[k[1]][0] == 0]
+        las_of: dict[str | None, list[Key]] = {}
         for k in keys:
-            level, _ = areas[k[1]]
+            level, region = areas[k[1]]
+            if level == 0:
+                las_of.setdefault(region, []).append(k)
+        regions = [k for k in keys if areas[k[1]][0] == 1]
+        by_regions = {k[1] for k in regions}.issuperset(las_of)
+        for k in keys:
+            level = areas[k[1]][0]
             if level == 0:
                 continue
-            members = las if level == 2 else [la for la in las if areas[la[1]][1] == k[1]]
+            if level == 1:
+                members = las_of.get(k[1], [])
+            else:
+                members = regions if by_regions else [m for m in keys if areas[m[1]][0] == 0]
             table.equalities.append([(table.index[k], 1)] + [(table.index[m], -1) for m in members])
     # categories: all = Σ groups, in every area
     for quantity in GROUP_SUMS:
