@@ -295,10 +295,14 @@ def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
             members = [(table.index[(q, area, cat)], -1) for q, cat in parts if (q, area, cat) in table.index]
             other = table.cell((rest, area, tc), None, areas[area][0], eligible=False)
             table.equalities.append([(total, 1), *members, (other, -1)])
+    by_quantity: dict[str, list[Key]] = {}
+    for key in cells:
+        by_quantity.setdefault(key[0], []).append(key)
     for small, big in BOUNDS:
-        for key in cells:
-            if key[0] == small and (big, key[1], key[2]) in table.index:
-                table.bounds.append((table.index[key], table.index[(big, key[1], key[2])]))
+        for key in by_quantity.get(small, ()):
+            j = table.index.get((big, key[1], key[2]))
+            if j is not None:
+                table.bounds.append((table.index[key], j))
     return table
 
 
