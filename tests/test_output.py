@@ -304,7 +304,7 @@ def test_compact_json_reads_back_as_the_same_values(floats, ints, text):
                          schema={"x": pl.Float64, "n": pl.Int64, "s": pl.String, "b": pl.Boolean})
     document = {"contract": 1, "warnings": [text, "a \"quoted\" [x]"], "rows": frame, "nested": {"rows": frame}}
     compact = json.loads(render._compact(document))
-    plain = json.loads(json.dumps(document, default=render._frame_rows))
+    plain = json.loads(json.dumps(_plain(document)))
     assert compact == plain
     assert [r["x"] for r in compact["rows"]] == floats  # exact, not approximately
 
@@ -332,3 +332,68 @@ def test_indented_json_on_a_terminal_equals_the_compact_json(extract, monkeypatc
     indented = render.dumps(document)
     assert "\n  " in indented and "\n  " not in compact
     assert json.loads(indented) == json.loads(compact)
+
+
+# --- the indented JSON writer (`render.indented`): json.dumps(indent=2) byte for byte, frames written by column
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _frame(columns):
+    import polars as pl
+
+    return pl.DataFrame({name: pl.Series(name, values, dtype=dtype) for name, (dtype, values) in columns.items()})
+
+
+@st.composite
+def _frames(draw):
+    import polars as pl
+
+    height = draw(st.integers(0, 4))
+    kinds = {
+        pl.String: st.one_of(st.none(), st.text(max_size=6)),  # any unicode: quotes, braces, controls, emoji
+        pl.Int64: st.one_of(st.none(), st.integers(-(2 ** 63), 2 ** 63 - 1)),
+        pl.Float64: st.one_of(st.none(), st.floats(allow_nan=False)),  # infinities too
+        pl.Boolean: st.one_of(st.none(), st.booleans()),
+    }
+    names = draw(st.lists(st.text(max_size=4), min_size=1, max_size=4, unique=True))
+    columns = {}
+    for name in names:
+        dtype = draw(st.sampled_from(list(kinds)))
+        columns[name] = (dtype, draw(st.lists(kinds[dtype], min_size=height, max_size=height)))
+    return _frame(columns)
+
+
+_documents = st.recursive(
+    st.one_of(st.none(), st.integers(), st.text(max_size=5), _frames()),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+def _plain(value):
+    if hasattr(value, "to_dicts"):
+        return value.to_dicts()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(_documents)
+def test_indented_json_is_json_dumps_byte_for_byte(document):
+    from cdp_metrics.render import indented
+
+    assert indented(document) == json.dumps(_plain(document), indent=2)
+
+
+def test_indented_json_refuses_nan_as_json_dumps_does():
+    from cdp_metrics.render import indented
+
+    frame = _frame({"x": (__import__("polars").Float64, [1.5, float("nan")])})
+    assert indented({"rows": frame}) == '{\n  "rows": [\n    {\n      "x": 1.5\n    },\n    {\n      "x": NaN\n    }\n  ]\n}'
+    with pytest.raises(ValueError):
+        indented({"rows": frame}, allow_nan=False)

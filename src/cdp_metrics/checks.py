@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import polars as pl
 from . import CONTRACT_VERSION
 from .errors import InputError
 from .pipeline import INPUT_TABLES, Extract, RunOptions
-from .render import write_atomic
+from .render import indented, write_atomic
 from .validate import Validated
 
 SHOWN_IN_TABLE = 200
@@ -74,9 +73,9 @@ def render(report: CheckReport, fmt: str) -> str:
         document = {
             "contract": CONTRACT_VERSION,
             "tables": report.table_summaries(),
-            "errors": report.errors.to_dicts(),
+            "errors": report.errors,
         }
-        return json.dumps(document, indent=2) + "\n"
+        return indented(document) + "\n"
     if fmt == "csv":
         return report.errors.write_csv()
     raise ValueError(fmt)
