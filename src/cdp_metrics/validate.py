@@ -359,6 +359,7 @@ def validate(source: Source, mapping: Mapping | None = None, episodes: Validated
         read = collect_raw(typed_scan.with_columns(now).drop(rebuilt), source)
         read = read.hstack(_episode_columns(read.get_column(_TYPED + "episode_id"), episodes))
         checked = read.lazy().with_columns(later).collect(engine="in-memory")
+        del read  # else its columns as read outlive `checked` (below), while the valid rows are copied out
     else:
         checked = collect_raw(typed_scan.with_columns(flags).drop(rebuilt), source)
     if table.id_column:
