@@ -255,6 +255,30 @@ def test_pack_writes_a_page_per_la_and_an_index_linking_them(tmp_path):
         assert cell.text().startswith(shown("unmet_need", rows["unmet_need", code, "ocu"]["value"]))
 
 
+def test_each_pack_page_counts_the_figures_suppressed_on_it(tmp_path):
+    """A pack's page says what `report --la` of its LA alone says: how many of *its* figures (the LA's, its
+    region's, England's, in every period of the run) are suppressed, not how many in the whole pack."""
+    pack = tmp_path / "pack"
+    run = cli("report", "--la", CALDERDALE, "--la", LEEDS, "--trend", "quarterly", "--html-dir", pack,
+              "-f", "json")
+    assert run.exit_code == 0, run.stderr
+    line = re.compile(r"[0-9,]+ figures? suppressed, [0-9,]+ of them to prevent subtraction")
+
+    def warned(doc: dict) -> set[str]:
+        return {m.group(0) for res in doc["results"] for w in res["warnings"] for m in [line.search(w)] if m}
+
+    both = warned(run.json)
+    assert len(both) == 1
+    pages = {}
+    for code in (CALDERDALE, LEEDS):
+        on_page = set(line.findall((pack / f"{code}.html").read_text()))
+        alone = cli("report", "--la", code, "--trend", "quarterly", "-f", "json")
+        assert alone.exit_code == 0, alone.stderr
+        assert on_page == warned(alone.json), code
+        pages[code] = on_page
+    assert pages[CALDERDALE] != pages[LEEDS] and both not in pages.values()
+
+
 def test_pack_of_every_la_and_html_to_a_folder(tmp_path):
     pack = tmp_path / "all"
     pack.mkdir()

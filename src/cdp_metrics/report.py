@@ -61,6 +61,10 @@ class Report:
     notes: list[str]
     inputs: list[dict] = field(default_factory=list)  # the files read, with their rows used and rejected
     context: pl.DataFrame | None = None  # caseload per worker, funding per person (`context.build`)
+    # per period table (current, baseline, each trend quarter end): its suppressed cells among the rows
+    # held, and the primary ones of them; and the warnings line counting them that the results carry
+    suppressed: dict[date, tuple[set, set]] = field(default_factory=dict)
+    suppression: list[str] = field(default_factory=list)
 
     def changes_by_key(self) -> dict[tuple[str, str, str], dict]:
         """Each change row under its (metric, area_code, category): what tables and pages look up."""
@@ -83,11 +87,38 @@ class Report:
         changes_ = pick(self.changes)
         targets = None if self.targets is None else progress(
             self.targets.select("la_code", "metric", "category", "target"), changes_)
-        return replace(self, results=[replace(r, rows=pick(r.rows)) for r in self.results],
+        line = self.suppression_note(las)  # the figures these rows suppress, not every LA's
+
+        def warnings(r: Result) -> list[str]:
+            return [w for w in r.warnings if w not in self.suppression] + line
+        return replace(self, results=[replace(r, rows=pick(r.rows), warnings=warnings(r)) for r in self.results],
+                       suppression=line,
                        baseline=None if self.baseline is None else [replace(r, rows=pick(r.rows))
                                                                     for r in self.baseline],
                        changes=changes_, targets=targets, trend=pick(self.trend),
                        context=None if self.context is None else self.context.filter(pl.col("la_code").is_in(las)))
+
+    def suppression_note(self, las: tuple[str, ...] = ()) -> list[str]:
+        """The warnings line (`pipeline.suppression_note`) counting the suppressed figures that the rows of a
+        run with `--la las` show, in every period table: the current period's and the baseline's results,
+        and each trend quarter end's rows."""
+        def pick(frame: pl.DataFrame) -> pl.DataFrame:
+            return areas.select_las(frame, las) if las else frame
+
+        held = {self.results[0].period.end: self.results} if self.results else {}
+        if self.baseline:
+            held.setdefault(self.baseline[0].period.end, self.baseline)
+        counts = []
+        for end, (hidden, first) in self.suppressed.items():
+            if end in held:
+                rows = [_Shown(r.metric, pick(r.rows)) for r in held[end]]
+            else:
+                quarter = pick(self.trend.filter(pl.col("period_end") == end))
+                rows = [_Shown(metric, frame) for (metric,), frame in quarter.partition_by("metric", as_dict=True,
+                                                                                             maintain_order=True).items()]
+            cells = disclosure.shown(rows, hidden)
+            counts.append((cells, cells & first))
+        return suppression_note(counts)
 
     def document(self) -> dict:
         """The report's JSON document; its tables as DataFrames (`render.dumps` writes them out)."""
@@ -104,6 +135,14 @@ class Report:
         if self.context is not None:
             doc["context"] = self.context
         return doc
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """A metric's rows, as `disclosure.shown` reads a result."""
+
+    metric: str
+    rows: pl.DataFrame
 
 
 def _rows(results: list[Result]) -> pl.DataFrame:
@@ -217,10 +256,10 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     baseline_period = Period.ending(baseline_end, options.months) if baseline_end is not None else None
     covered, why = _covers(extract, baseline_period) if baseline_period else (False, "")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = (pool.submit(_all_metrics, extract.for_period(baseline_end, quiet=True), counted)
+        pending = (pool.submit(_all_metrics, extract.for_period(baseline_end, quiet=True))
                    if covered else None)
         step("current period")
-        results, counts = _all_metrics(extract, counted)
+        results, counts = _all_metrics(extract)
         tables = {extract.period.end: counts}  # each period's suppressed cells, once however often it is shown
         for r in results:
             for note in r.warnings:
@@ -255,7 +294,7 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         if baseline is not None:
             known[baseline_end] = (baseline, tables[baseline_end])
         with ThreadPoolExecutor(max_workers=2) as pool:
-            pending_quarters = {q: pool.submit(_all_metrics, extract.for_period(q, quiet=True), counted)
+            pending_quarters = {q: pool.submit(_all_metrics, extract.for_period(q, quiet=True))
                                 for q in ends if q not in known}
             quarters = [known[q] if q in known else pending_quarters[q].result() for q in ends]
         tables.update(zip(ends, (counts for _, counts in quarters)))
@@ -267,7 +306,10 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
             for q, results_q in zip(ends, quarters) for r in results_q
         ]
         trend_rows = pl.concat(frames) if frames else None
-    for line in suppression_note(list(tables.values())):
+    report = Report(results, baseline, changes_, targets, trend_rows, notes, suppressed=tables)
+    # the figures suppressed among the rows the run shows (`--la`'s, when every LA is kept for the pages)
+    report.suppression = report.suppression_note(counted) if counted else suppression_note(list(tables.values()))
+    for line in report.suppression:
         for r in results:
             r.warnings.append(line)
         extract.note(line)
@@ -279,21 +321,13 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         for note in context_notes:
             notes.append(note)
             extract.note(note)
-    return Report(results, baseline, changes_, targets, trend_rows, notes, extract.inputs(), context_rows)
+    return replace(report, inputs=extract.inputs(), context=context_rows)
 
 
-def _all_metrics(extract: Extract, las: tuple[str, ...] = ()) -> tuple[list[Result], tuple[set, set]]:
+def _all_metrics(extract: Extract) -> tuple[list[Result], tuple[set, set]]:
     """Every metric the extract can give, published; a metric whose table or columns are missing is left out.
-
-    `las`: the results keep every LA (`build(every_la=True)`), but the suppressed figures are counted
-    among those `--la las` shows, as in a run without every LA.
-    """
-    results, counts = period_results(extract, available("report", extract))
-    if las:
-        cells, first = counts
-        picked = disclosure.shown([replace(r, rows=areas.select_las(r.rows, las)) for r in results], cells)
-        counts = (picked, picked & first)
-    return results, counts
+    With the suppressed cells the rows show, and the primary ones of them (`pipeline.period_results`)."""
+    return period_results(extract, available("report", extract))
 
 
 def _covers(extract: Extract, period: Period) -> tuple[bool, str]:
