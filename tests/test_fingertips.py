@@ -53,6 +53,33 @@ def test_fingertips_rows_replace_the_computed_region_and_england(tmp_path):
     assert any("Fingertips 2022/23, indicator 90244" in w for w in run.json["warnings"])
 
 
+# A download for the area type "Counties & UAs" also holds every county and unitary authority
+CALDERDALE_ROW = ("90244,Successful completion of drug treatment: opiate users,E12000003,Yorkshire and "
+                  "the Humber region (statistical),E08000033,Calderdale,Counties & UAs (from Apr 2023),"
+                  "Persons,18+ yrs,,,2022/23,99.0,98.0,99.5,97.0,99.9,99,100,,,Better,Better,20220000,,,1y")
+LANCASHIRE_ROW = CALDERDALE_ROW.replace("E08000033,Calderdale", "E10000017,Lancashire")
+
+
+def test_a_download_of_counties_and_uas_keeps_england_and_the_regions_and_says_what_it_left_out(tmp_path):
+    run = _run(tmp_path, rows=(ENGLAND_ROW, CALDERDALE_ROW, REGION_ROW, LANCASHIRE_ROW))
+    assert run.exit_code == 0, run.stderr
+    left_out = ("2 rows of other area types left out (2 Counties & UAs (from Apr 2023)): published benchmarks "
+                "are England's and the regions' figures; the LAs' come from the extract")
+    assert left_out in run.stderr and any(left_out in w for w in run.json["warnings"])
+    rows = rows_of(run)
+    assert row(rows, ENGLAND, "opiate")["value"] == 5.0 and row(rows, YORKSHIRE, "opiate")["value"] == 4.5
+    # Calderdale's own row is worked out from the extract, not Fingertips' 99 of 100
+    assert row(rows, CALDERDALE, "opiate")["value"] != 99.0
+    assert row(rows, CALDERDALE, "opiate")["numerator"] != 99
+    assert run.json == _run(tmp_path, rows=(ENGLAND_ROW, REGION_ROW)).json | {"warnings": run.json["warnings"]}
+
+
+def test_a_download_with_no_england_or_region_row_is_an_error(tmp_path):
+    run = _run(tmp_path, rows=(CALDERDALE_ROW,))
+    assert run.exit_code == 1 and run.stdout == ""
+    assert "no England or region rows" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
 def test_the_table_shows_the_fingertips_period_beside_the_figures(tmp_path):
     data, bench_map = _files(tmp_path)
     run = cli("completions", *PERIOD, "--la", CALDERDALE, "--benchmarks", data, "--benchmarks-map", bench_map,
@@ -116,6 +143,10 @@ def _replace(field: int, value: str, line: str = ENGLAND_ROW) -> str:
     ((ENGLAND_ROW, _replace(6, "Counties & UAs (from Apr 2023)", REGION_ROW)),
      "row 2: column 'Area Type': value 'Counties & UAs (from Apr 2023)': must be England or a region"),
     ((_replace(4, "E12000003"),), "row 1: column 'Area Code': value 'E12000003': an england row needs E92000001"),
+    # an area type that is neither England, a region nor (with an ONS code of its own) another area
+    ((_replace(6, "Englnd"),), "row 1: column 'Area Type': value 'Englnd': must be England or a region"),
+    ((_replace(4, "X1", _replace(6, "Counties & UAs", ENGLAND_ROW)),),
+     "row 1: column 'Area Type': value 'Counties & UAs': must be England or a region"),
     ((_replace(4, "E08000033", REGION_ROW),), "row 1: column 'Area Code': value 'E08000033': an region row needs"),
     ((_replace(11, "Q2 2023"),), "row 1: column 'Time period': value 'Q2 2023': must be a Fingertips time period"),
     ((_replace(12, "n/a"),), "row 1: column 'Value': value 'n/a': must be a number (or empty)"),

@@ -12,6 +12,7 @@ period's label and length, and match only a reporting period of that length.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -38,7 +39,8 @@ SCHEMA = {
 REQUIRED = ("area_code", "area_type", "metric", "category", "period_end")
 
 
-def load(path: Path, map_path: Path | None = None, confidence: float = 95.0) -> pl.DataFrame:
+def load(path: Path, map_path: Path | None = None, confidence: float = 95.0,
+         warn: Callable[[str], None] | None = None) -> pl.DataFrame:
     """Read and check a benchmarks file (ours or a Fingertips download); InputError (exit 1) naming the first bad row.
 
     Besides SCHEMA's columns: `period_label` (Fingertips' time period, e.g. 2022/23), `months` (its
@@ -49,7 +51,7 @@ def load(path: Path, map_path: Path | None = None, confidence: float = 95.0) -> 
 
     path = Path(path)
     if path.is_file() and fingertips.is_fingertips(read_header(path)):
-        return fingertips.load(path, map_path, confidence)
+        return fingertips.load(path, map_path, confidence, warn)
     frame = read_side_table(path, "benchmarks", SCHEMA, REQUIRED, comment_prefix="#")
     frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(col) for col, dtype in SCHEMA.items()
                                if col not in frame.columns).select(list(SCHEMA))

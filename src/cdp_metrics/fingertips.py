@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal
 
 import polars as pl
@@ -156,10 +157,18 @@ def _area_type(value: str | None) -> str | None:
     return None
 
 
-def load(path: Path, map_path: Path | None, confidence: float) -> pl.DataFrame:
+# An ONS area code (E06… unitary authorities, E08… metropolitan districts, E10… counties, E54… ICBs, …): a row
+# of a sub-national area type, as in a download for "Counties & UAs", which also holds England and the regions
+ONS_CODE = re.compile(r"[EWSNK]\d{8}")
+
+
+def load(path: Path, map_path: Path | None, confidence: float,
+         warn: Callable[[str], None] | None = None) -> pl.DataFrame:
     """The file's rows as benchmark rows (`benchmarks.SCHEMA` + period_label, months, indicator_id).
 
-    InputError (exit 1) naming file, row, column, value and rule for the first bad row.
+    InputError (exit 1) naming file, row, column, value and rule for the first bad row. Rows of other
+    area types with an ONS area code (a county's, an LA's: the LAs' figures come from the extract) are
+    left out, and `warn` says how many, of which types.
     """
     from .geography import lookup
 
@@ -171,6 +180,7 @@ def load(path: Path, map_path: Path | None, confidence: float) -> pl.DataFrame:
     lower, upper = CI_COLUMNS[confidence]
     out = []
     seen: dict[tuple, int] = {}
+    skipped: dict[str, int] = {}  # area type -> rows left out
     for n, r in enumerate(frame.iter_rows(named=True), start=1):
         indicator = (r["Indicator ID"] or "").strip()
         spec = mapping.get(indicator)
@@ -180,10 +190,15 @@ def load(path: Path, map_path: Path | None, confidence: float) -> pl.DataFrame:
                         f"no mapping for this indicator: add [fingertips.{indicator or 'ID'}] with metric and "
                         f"category to {where}")
         kind = _area_type(r["Area Type"])
+        if kind is None and ONS_CODE.fullmatch((r["Area Code"] or "").strip()) \
+                and (r["Area Code"] or "").strip()[:3] not in ("E92", "E12"):
+            area_type = (r["Area Type"] or "").strip() or "no area type"
+            skipped[area_type] = skipped.get(area_type, 0) + 1
+            continue
         if kind is None:
             raise _fail(path, n, "Area Type", r["Area Type"],
-                        "must be England or a region (Fingertips area type England, Region or Regions (statistical)); "
-                        "keep only the England and region rows")
+                        "must be England or a region (Fingertips area type England, Region or Regions (statistical)), "
+                        "or another area type with an ONS area code (such rows are left out)")
         code = (r["Area Code"] or "").strip()
         if (kind == "england" and code != c.ENGLAND_CODE) or (kind == "region" and code not in regions):
             raise _fail(path, n, "Area Code", r["Area Code"],
@@ -223,6 +238,14 @@ def load(path: Path, map_path: Path | None, confidence: float) -> pl.DataFrame:
             "value": scaled("Value"), "ci_lower": scaled(lower), "ci_upper": scaled(upper),
             "period_label": r["Time period"].strip(), "months": period[1], "indicator_id": indicator,
         })
+    if skipped and warn is not None:
+        total = sum(skipped.values())
+        types = ", ".join(f"{n:,} {t}" for t, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
+        warn(f"{path}: {total:,} {'row' if total == 1 else 'rows'} of other area types left out ({types}): "
+             "published benchmarks are England's and the regions' figures; the LAs' come from the extract")
+    if not out:
+        raise InputError(f"{path}: no England or region rows (Fingertips area type England, Region or "
+                         "Regions (statistical))")
     return pl.DataFrame(out, schema=SCHEMA)
 
 

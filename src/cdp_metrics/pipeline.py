@@ -164,7 +164,7 @@ class Extract:
             if table is c.EPISODES or self.has(table):
                 self.table(table)
         self.extract_end  # noqa: B018 (cached)
-        self.all_benchmarks  # noqa: B018 (cached)
+        self._benchmarks_read  # noqa: B018 (cached)
         if self.has(c.REVIEWS):
             self.tops  # noqa: B018 (cached)
 
@@ -195,10 +195,22 @@ class Extract:
         return Period.ending(end, self.options.months)
 
     @_cached
-    def all_benchmarks(self) -> pl.DataFrame | None:
+    def _benchmarks_read(self) -> tuple[pl.DataFrame | None, list[str]]:
         options = self.options
-        return benchmarks.load(options.benchmarks, options.benchmarks_map, options.confidence) \
-            if options.benchmarks else None
+        if not options.benchmarks:
+            return None, []
+        notes: list[str] = []
+        return benchmarks.load(options.benchmarks, options.benchmarks_map, options.confidence, notes.append), notes
+
+    @property
+    def all_benchmarks(self) -> pl.DataFrame | None:
+        """The benchmarks file's rows (`benchmarks.load`), read once."""
+        return self._benchmarks_read[0]
+
+    @property
+    def benchmark_notes(self) -> list[str]:
+        """What reading the benchmarks file left out (a Fingertips download's LA rows), for every result."""
+        return self._benchmarks_read[1]
 
     @property
     def benchmarks(self) -> pl.DataFrame | None:
@@ -294,7 +306,7 @@ def _result(extract: Extract, metric: str, rows: pl.DataFrame, kind: areas.Kind,
     The result's warnings: rejected rows in the `tables` the metric uses, unknown LA codes among
     its rows, then what is particular to it (`warnings` and what is found here).
     """
-    notes = extract.warnings_for(tables)
+    notes = extract.warnings_for(tables) + extract.benchmark_notes
     if rolled_up:
         rolled = rows
         notes += extract.unknown_las(rows.filter(pl.col("area_type") == "la")["area_code"])
