@@ -21,9 +21,9 @@ with the Fingertips time period kept beside them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from collections.abc import Callable
 from typing import Literal
 
 import polars as pl
@@ -190,8 +190,8 @@ def load(path: Path, map_path: Path | None, confidence: float,
                         f"no mapping for this indicator: add [fingertips.{indicator or 'ID'}] with metric and "
                         f"category to {where}")
         kind = _area_type(r["Area Type"])
-        if kind is None and ONS_CODE.fullmatch((r["Area Code"] or "").strip()) \
-                and (r["Area Code"] or "").strip()[:3] not in ("E92", "E12"):
+        code = (r["Area Code"] or "").strip()
+        if kind is None and ONS_CODE.fullmatch(code) and code[:3] not in ("E92", "E12"):
             area_type = (r["Area Type"] or "").strip() or "no area type"
             skipped[area_type] = skipped.get(area_type, 0) + 1
             continue
@@ -199,7 +199,6 @@ def load(path: Path, map_path: Path | None, confidence: float,
             raise _fail(path, n, "Area Type", r["Area Type"],
                         "must be England or a region (Fingertips area type England, Region or Regions (statistical)), "
                         "or another area type with an ONS area code (such rows are left out)")
-        code = (r["Area Code"] or "").strip()
         if (kind == "england" and code != c.ENGLAND_CODE) or (kind == "region" and code not in regions):
             raise _fail(path, n, "Area Code", r["Area Code"],
                         f"an {kind} row needs " + ("E92000001" if kind == "england" else "an ONS region code (E12…)"))

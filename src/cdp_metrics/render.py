@@ -86,10 +86,10 @@ def dumps(document: dict) -> str:
 def indented(document, allow_nan: bool = True) -> str:
     """`json.dumps(document, indent=2)` byte for byte, where a DataFrame stands for the array of its rows.
 
-    With an indent, Python's encoder runs in pure Python: 0.24 s for the 20,000 error records of
+    With an indent, Python's encoder runs in pure Python: 70–146 ms for the 19,460 error records of
     `validate` on the realistic national extract. Here the document around the frames goes through
     `json.dumps` and each frame's rows are written a column at a time (the C encoder's escaping for
-    text, `repr` for numbers, as `json.dumps` does), ~15× faster.
+    text, `repr` for integers, `json.dumps` for the rest), in 19–43 ms.
     """
     frames: list = []
     token = os.urandom(8).hex()  # the frames' stand-ins: text no document holds
@@ -129,20 +129,15 @@ def _indented_rows(frame, depth: int, allow_nan: bool) -> str:
 
 def _encoded(series, allow_nan: bool) -> list[str]:
     """Each value of a column as `json.dumps` writes it."""
+    import polars as pl
+
     values = series.to_list()
-    dtype = series.dtype
-    if dtype.is_integer():
+    if series.dtype.is_integer():
         return ["null" if v is None else int.__repr__(v) for v in values]
-    if dtype == _string_dtype():
+    if series.dtype == pl.String:
         encode = json.encoder.encode_basestring_ascii
         return ["null" if v is None else encode(v) for v in values]
     return [json.dumps(v, allow_nan=allow_nan) for v in values]
-
-
-def _string_dtype():
-    import polars as pl
-
-    return pl.String
 
 
 def _compact(value) -> str:

@@ -108,15 +108,15 @@ class Report:
         held = {self.results[0].period.end: self.results} if self.results else {}
         if self.baseline:
             held.setdefault(self.baseline[0].period.end, self.baseline)
+        shown = {end: [_Shown(r.metric, pick(r.rows)) for r in results] for end, results in held.items()}
+        if self.trend is not None:  # the other quarter ends: their rows of the trend, selected once
+            for (end, metric), rows in pick(self.trend).partition_by("period_end", "metric", as_dict=True,
+                                                                     maintain_order=True).items():
+                if end not in held:
+                    shown.setdefault(end, []).append(_Shown(metric, rows))
         counts = []
         for end, (hidden, first) in self.suppressed.items():
-            if end in held:
-                rows = [_Shown(r.metric, pick(r.rows)) for r in held[end]]
-            else:
-                quarter = pick(self.trend.filter(pl.col("period_end") == end))
-                rows = [_Shown(metric, frame) for (metric,), frame in quarter.partition_by("metric", as_dict=True,
-                                                                                             maintain_order=True).items()]
-            cells = disclosure.shown(rows, hidden)
+            cells = disclosure.shown(shown.get(end, []), hidden)
             counts.append((cells, cells & first))
         return suppression_note(counts)
 
@@ -321,7 +321,8 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         for note in context_notes:
             notes.append(note)
             extract.note(note)
-    return replace(report, inputs=extract.inputs(), context=context_rows)
+    report.inputs, report.context = extract.inputs(), context_rows
+    return report
 
 
 def _all_metrics(extract: Extract) -> tuple[list[Result], tuple[set, set]]:
