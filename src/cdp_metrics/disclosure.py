@@ -620,7 +620,7 @@ def settle(table: Table, component: list[int], high: list[int], low: list[int]) 
         """A solution at the objective's optimum (over columns); None when it is unbounded (only when maximising)."""
         costs = np.zeros(total)
         costs[objective] = 1.0
-        h.changeColsCost(n, everything, costs)
+        h.changeColsCost(total, everything, costs)
         h.changeObjectiveSense(highspy.ObjSense.kMaximize if sense_max else highspy.ObjSense.kMinimize)
         h.run()
         status = h.getModelStatus()
