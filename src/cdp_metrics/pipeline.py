@@ -11,6 +11,7 @@ import copy
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
@@ -538,10 +539,30 @@ def linked_steps(steps, extract: Extract) -> tuple:
 
 def period_results(extract: Extract, steps) -> tuple[list[Result], tuple[set, set]]:
     """One period's results of `steps`, published (suppressed and selected), and its suppression counts."""
+    return publish_period(extract, compute_period(extract, steps))
+
+
+class Computed(NamedTuple):
+    """One period's results before disclosure control: the wanted steps' and then the linked ones'."""
+
+    results: list[Result]
+    wanted: int  # how many of `results` are to be shown
+
+
+def compute_period(extract: Extract, steps) -> Computed:
+    """The metrics of `steps` over the period (Polars), with those disclosure control protects with them
+    (`linked_steps`), every area, unsuppressed."""
     wanted = [r for step in steps for r in step(extract)]
     linked = linked_steps(steps, extract) if extract.options.suppress else ()
-    published, hidden, first = publish(extract, wanted + [r for step in linked for r in step(extract)])
-    published = published[:len(wanted)]  # the linked metrics were computed to be protected, not shown
+    return Computed(wanted + [r for step in linked for r in step(extract)], len(wanted))
+
+
+def publish_period(extract: Extract, computed: Computed) -> tuple[list[Result], tuple[set, set]]:
+    """`compute_period`'s results published (`publish`), and the suppressed cells they show with the primary
+    ones among them. Pure Python apart from the masks: `report` runs it on a thread of its own while Polars
+    computes the next periods."""
+    published, hidden, first = publish(extract, computed.results)
+    published = published[:computed.wanted]  # the linked metrics were computed to be protected, not shown
     cells = disclosure.shown(published, hidden)
     return published, (cells, cells & first)
 

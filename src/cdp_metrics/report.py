@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -21,7 +21,7 @@ from . import areas, context, contract as c, disclosure
 from .errors import InputError, UsageError
 from .periods import Period, add_months
 from .io import read_side_table
-from .pipeline import Extract, RunOptions, available, period_results, suppression_note
+from .pipeline import Extract, RunOptions, available, compute_period, publish_period, suppression_note
 from .result import Result
 
 DEFAULT_BASELINE_END = date(2022, 3, 31)  # the outcomes framework's baseline: 12 months to March 2022
@@ -234,7 +234,10 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     The tables are read and validated first; then the baseline period is worked
     out on a second thread while this one works out the current period (Polars
     releases the GIL, and neither period waits for the other), and the trend
-    quarters two at a time. Their diagnostics are shown afterwards, in order.
+    quarters two at a time. Each period's disclosure control runs on a third
+    thread, in order, as soon as its metrics are computed: it is Python, and
+    overlaps Polars' work on the next periods. Their diagnostics are shown
+    afterwards, in order.
 
     `every_la`: keep every LA's rows, not only `--la`'s (which are still checked); `Report.select`
     then gives any LA's report from the one computation (the HTML pages and pack).
@@ -255,19 +258,42 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     notes: list[str] = []
     baseline_period = Period.ending(baseline_end, options.months) if baseline_end is not None else None
     covered, why = _covers(extract, baseline_period) if baseline_period else (False, "")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = (pool.submit(_all_metrics, extract.for_period(baseline_end, quiet=True))
-                   if covered else None)
+    if targets_path is not None and not covered:
+        raise UsageError("--targets needs a baseline period the extract covers (see --baseline-end)")
+    targets_in = load_targets(targets_path) if targets_path is not None else None
+    ends = []
+    if trend is not None:
+        ends = quarter_ends(trend_from or baseline_end or add_months(extract.period.end, -24), extract.period.end)
+    # Each period is computed (Polars, two at a time) and then published on a thread of its own, in order:
+    # disclosure control is Python, so one period's runs while Polars computes the next ones.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="period") as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish") as publisher:
+
+        def period(ext: Extract) -> Future:
+            computed = pool.submit(compute_period, ext, available("report", ext))
+            return publisher.submit(lambda: publish_period(ext, computed.result()))
+
+        others = [q for q in ends if q not in (extract.period.end, baseline_end if covered else None)]
+        if len(others) > 1:
+            extract.share_people()  # people of many periods: the episodes sorted by person once, for all of them
+        known = {}  # a quarter end that is the period's or the baseline's end is that period
+        if covered:
+            known[baseline_end] = period(extract.for_period(baseline_end, quiet=True))
         step("current period")
-        results, counts = _all_metrics(extract)
+        computed = compute_period(extract, available("report", extract))
+        known[extract.period.end] = publisher.submit(publish_period, extract, computed)
+        if ends:
+            step(f"trend: {len(ends)} quarter ends")
+            pending_quarters = [known.get(q) or period(extract.for_period(q, quiet=True)) for q in ends]
+        results, counts = known[extract.period.end].result()
         tables = {extract.period.end: counts}  # each period's suppressed cells, once however often it is shown
         for r in results:
             for note in r.warnings:
                 extract.note(note)
         baseline = changes_ = None
-        if pending is not None:
+        if covered:
             step("baseline period")
-            baseline, tables[baseline_end] = pending.result()
+            baseline, tables[baseline_end] = known[baseline_end].result()
             for r in baseline:
                 for note in r.warnings:
                     extract.note(note)
@@ -275,35 +301,18 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
         elif baseline_period is not None:
             notes.append(f"baseline {baseline_period}: {why}; no baseline comparison")
             extract.note(notes[-1])
+        quarters = [f.result() for f in pending_quarters] if ends else []
 
-    targets = None
-    if targets_path is not None:
-        if changes_ is None:
-            raise UsageError("--targets needs a baseline period the extract covers (see --baseline-end)")
-        targets = progress(load_targets(targets_path), changes_)
+    targets = progress(targets_in, changes_) if targets_in is not None else None
 
     trend_rows = None
     if trend is not None:
-        start = trend_from or baseline_end or add_months(extract.period.end, -24)
-        ends = quarter_ends(start, extract.period.end)
-        step(f"trend: {len(ends)} quarter ends")
-        if len([q for q in ends if q not in (extract.period.end, baseline_end)]) > 1:
-            extract.share_people()  # people of many periods: the episodes sorted by person once
-        # a quarter end that is the period's or the baseline's end is that period, already worked out
-        known = {extract.period.end: (results, tables[extract.period.end])}
-        if baseline is not None:
-            known[baseline_end] = (baseline, tables[baseline_end])
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            pending_quarters = {q: pool.submit(_all_metrics, extract.for_period(q, quiet=True))
-                                for q in ends if q not in known}
-            quarters = [known[q] if q in known else pending_quarters[q].result() for q in ends]
         tables.update(zip(ends, (counts for _, counts in quarters)))
-        quarters = [results_q for results_q, _ in quarters]
         frames = [
             r.rows.with_columns(pl.lit(r.metric).alias("metric"), pl.lit(q).alias("period_end"))
             .select("metric", "period_end", "area_code", "area_name", "area_type", "category",
                     pl.col("value").cast(pl.Float64), "ci_lower", "ci_upper", "suppressed")
-            for q, results_q in zip(ends, quarters) for r in results_q
+            for q, (results_q, _) in zip(ends, quarters) for r in results_q
         ]
         trend_rows = pl.concat(frames) if frames else None
     report = Report(results, baseline, changes_, targets, trend_rows, notes, suppressed=tables)
@@ -323,12 +332,6 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
             extract.note(note)
     report.inputs, report.context = extract.inputs(), context_rows
     return report
-
-
-def _all_metrics(extract: Extract) -> tuple[list[Result], tuple[set, set]]:
-    """Every metric the extract can give, published; a metric whose table or columns are missing is left out.
-    With the suppressed cells the rows show, and the primary ones of them (`pipeline.period_results`)."""
-    return period_results(extract, available("report", extract))
 
 
 def _covers(extract: Extract, period: Period) -> tuple[bool, str]:
