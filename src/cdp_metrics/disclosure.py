@@ -62,7 +62,6 @@ import gc
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Callable, NamedTuple
 
 from . import contract as c
@@ -143,7 +142,11 @@ Key = tuple[str, str, str]  # (quantity, area_code, category)
 
 @dataclass
 class Table:
-    """The cells of one period's tables and the relations between them."""
+    """The cells of one period's tables and the relations between them.
+
+    Besides the cells and relations, the indexes the search walks (`terms_of`, `relations_of`,
+    `bounds_of`, `kind`) are kept up to date as cells and relations are added (`cell`, `relate`, `bound`).
+    """
 
     keys: list[Key] = field(default_factory=list)
     value: list[float | None] = field(default_factory=list)  # None: an unknown no table shows
@@ -152,44 +155,12 @@ class Table:
     equalities: list[list[tuple[int, int]]] = field(default_factory=list)  # Σ coefficient · cell = 0
     bounds: list[tuple[int, int]] = field(default_factory=list)  # cell a ≤ cell b
     index: dict[Key, int] = field(default_factory=dict)
-
-    # Derived once the table is built (`build`), for the search that follows.
-
-    @cached_property
-    def terms_of(self) -> list[list[tuple[int, int]]]:
-        """Per cell: (relation, the cell's coefficient in it) for every equality it is in, in relation order."""
-        terms: list[list[tuple[int, int]]] = [[] for _ in self.keys]
-        for r, members in enumerate(self.equalities):
-            for i, coef in members:
-                terms[i].append((r, coef))
-        return terms
-
-    @cached_property
-    def relations_of(self) -> list[list[int]]:
-        """Per cell: the equalities it is in."""
-        return [[r for r, _ in terms] for terms in self.terms_of]
-
-    @cached_property
-    def bounds_of(self) -> list[list[int]]:
-        """Per cell: the bounds it is in."""
-        out: list[list[int]] = [[] for _ in self.keys]
-        for k, (a, b) in enumerate(self.bounds):
-            out[a].append(k)
-            out[b].append(k)
-        return out
-
-    @cached_property
-    def kind(self) -> list[int]:
-        """Per equality: WITHIN one area (categories), ACROSS areas (a region's sum) or ENGLAND's sum."""
-        keys, level = self.keys, self.level
-        out = []
-        for members in self.equalities:
-            area = keys[members[0][0]][1]
-            if all(keys[i][1] == area for i, _ in members):
-                out.append(WITHIN)
-            else:
-                out.append(ENGLAND if any(level[i] == 2 for i, _ in members) else ACROSS)
-        return out
+    # per cell: (relation, the cell's coefficient in it) for every equality it is in, in relation order
+    terms_of: list[list[tuple[int, int]]] = field(default_factory=list)
+    relations_of: list[list[int]] = field(default_factory=list)  # per cell: the equalities it is in
+    bounds_of: list[list[int]] = field(default_factory=list)  # per cell: the bounds it is in
+    # per equality: WITHIN one area (categories), ACROSS areas (a region's sum) or ENGLAND's sum
+    kind: list[int] = field(default_factory=list)
 
     def cell(self, key: Key, value: float | None, level: int, eligible: bool = True) -> int:
         if key in self.index:
@@ -202,7 +173,27 @@ class Table:
         self.value.append(value)
         self.level.append(level)
         self.eligible.append(eligible and value is not None)
+        self.terms_of.append([])
+        self.relations_of.append([])
+        self.bounds_of.append([])
         return self.index[key]
+
+    def relate(self, members: list[tuple[int, int]], kind: int) -> None:
+        """Add the equality Σ coefficient · cell = 0 over `members`, of the given kind."""
+        r = len(self.equalities)
+        self.equalities.append(members)
+        self.kind.append(kind)
+        terms_of, relations_of = self.terms_of, self.relations_of
+        for i, coef in members:
+            terms_of[i].append((r, coef))
+            relations_of[i].append(r)
+
+    def bound(self, a: int, b: int) -> None:
+        """Add the bound cell a ≤ cell b."""
+        k = len(self.bounds)
+        self.bounds.append((a, b))
+        self.bounds_of[a].append(k)
+        self.bounds_of[b].append(k)
 
 
 class Row(NamedTuple):
@@ -217,19 +208,53 @@ class Row(NamedTuple):
     denominator: float | None
 
 
+# one metric's rows, column by column, sorted by (area level, area code, category): area codes, area types,
+# region codes, categories, numerators, denominators
+Columns = tuple[list, list, list, list, list, list]
+
+
 def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
     """The cells and relations of one period's rows (every LA, unsuppressed).
 
     `fixed` cells are shown from elsewhere (published benchmarks): never chosen as secondary cells.
     """
-    table = Table()
-    areas: dict[str, tuple[int, str | None]] = {}
+    parts: dict[str, list[tuple]] = {}
     for r in sorted(rows, key=lambda r: (r.metric, LEVEL[r.area_type], r.area_code, r.category)):
-        level = LEVEL[r.area_type]
-        areas[r.area_code] = (level, r.region_code)
-        for key, value in zip(row_keys(r.metric, r.area_code, r.category), (r.numerator, r.denominator)):
-            if key is not None:
-                table.cell(key, value, level, key not in fixed)
+        parts.setdefault(r.metric, []).append(r[1:])
+    return build_columns([(metric, tuple(map(list, zip(*part)))) for metric, part in parts.items()], fixed)
+
+
+def build_columns(parts: list[tuple[str, Columns]], fixed: set[Key] = frozenset()) -> Table:
+    """`build` over each metric's rows as columns (`Columns`), the metrics in name order."""
+    table = Table()
+    index, keys, values, levels, eligible = table.index, table.keys, table.value, table.level, table.eligible
+    terms_of, relations_of, bounds_of = table.terms_of, table.relations_of, table.bounds_of
+    areas: dict[str, tuple[int, str | None]] = {}
+
+    def add(key: Key, value: float | None, level: int) -> None:
+        i = index.get(key)
+        if i is None:
+            index[key] = len(keys)
+            keys.append(key)
+            values.append(value)
+            levels.append(level)
+            eligible.append(value is not None and key not in fixed)
+            terms_of.append([])
+            relations_of.append([])
+            bounds_of.append([])
+        elif values[i] != value:
+            raise AssertionError(f"cell {key} shown as {values[i]} and {value}")
+
+    for metric, (area_codes, area_types, region_codes, categories, numerators, denominators) in parts:
+        of_category = {category: cells_of(metric, category) for category in set(categories)}
+        for area, area_type, region, category, numerator, denominator in zip(
+                area_codes, area_types, region_codes, categories, numerators, denominators):
+            level = LEVEL[area_type]
+            areas[area] = (level, region)
+            (nq, nc), den = of_category[category]
+            add((nq, area, nc), numerator, level)
+            if den is not None:
+                add((den[0], area, den[1]), denominator, level)
     cells = sorted(table.index)  # creation order above is by metric; relations are built in key order
     by_qc: dict[tuple[str, str], list[Key]] = {}
     for key in cells:
@@ -254,14 +279,15 @@ def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
                 members = las_of.get(k[1], [])
             else:
                 members = regions if by_regions else [m for m in keys if areas[m[1]][0] == 0]
-            table.equalities.append([(table.index[k], 1)] + [(table.index[m], -1) for m in members])
+            table.relate([(table.index[k], 1)] + [(table.index[m], -1) for m in members],
+                         (ENGLAND if level == 2 else ACROSS) if members else WITHIN)
     # categories: all = Σ groups, in every area
     for quantity in GROUP_SUMS:
         for area in sorted(areas):
             keys = [(quantity, area, g) for g in ("all", *GROUPS)]
             present = [k for k in keys if k in table.index]
             if present:
-                table.equalities.append([(table.index[k], 1 if k[2] == "all" else -1) for k in present])
+                table.relate([(table.index[k], 1 if k[2] == "all" else -1) for k in present], WITHIN)
     # the links between unmet need and in treatment, per LA
     level_of = {area: level for area, (level, _) in areas.items()}
 
@@ -285,7 +311,7 @@ def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
             if not any(q == "unmet" and (q, la, cat) in table.index for q, cat in [(tq, tc), *parts]):
                 continue  # no estimates at all for this LA: nothing of unmet need is shown
             members = [(member(tq, la, tc), 1)] + [(member(q, la, cat), -1) for q, cat in parts]
-            table.equalities.append([(i, coef) for i, coef in members if i is not None])
+            table.relate([(i, coef) for i, coef in members if i is not None], WITHIN)
     # a total of published parts and an unpublished rest (an unknown ≥ 0), in every area
     for (tq, tc), parts, rest in PARTLY_PUBLISHED:
         for area in sorted(areas):
@@ -294,7 +320,7 @@ def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
                 continue  # no row: the total and its parts are 0
             members = [(table.index[(q, area, cat)], -1) for q, cat in parts if (q, area, cat) in table.index]
             other = table.cell((rest, area, tc), None, areas[area][0], eligible=False)
-            table.equalities.append([(total, 1), *members, (other, -1)])
+            table.relate([(total, 1), *members, (other, -1)], WITHIN)
     by_quantity: dict[str, list[Key]] = {}
     for key in cells:
         by_quantity.setdefault(key[0], []).append(key)
@@ -302,7 +328,7 @@ def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
         for key in by_quantity.get(small, ()):
             j = table.index.get((big, key[1], key[2]))
             if j is not None:
-                table.bounds.append((table.index[key], j))
+                table.bound(table.index[key], j)
     return table
 
 
@@ -694,17 +720,38 @@ def _import_solver() -> None:
 
 def decide(results, fixed: set[Key] = frozenset()) -> tuple[set[Key], set[Key]]:
     """The suppressed cells of one period's results (every LA, unsuppressed), and which of them are primary."""
-    rows = [Row(r.metric, *values) for r in results for values in _rows_of(
-        r.rows, "area_code", "area_type", "region_code", "category", "numerator", "denominator")]
+    columns: dict[str, list[list]] = {}
+    for r in results:
+        acc = columns.setdefault(r.metric, [[] for _ in Row._fields[1:]])
+        for values, name in zip(acc, Row._fields[1:]):
+            values.extend(r.rows.get_column(name).to_list())
+    parts = []
+    for metric in sorted(columns):  # as `build` orders the rows: by metric, area level, area, category
+        values = columns[metric]
+        area_codes, area_types, _, categories = values[:4]
+        order = sorted(range(len(area_codes)), key=lambda i: (LEVEL[area_types[i]], area_codes[i], categories[i]))
+        parts.append((metric, tuple([column[i] for i in order] for column in values)))
     enabled = gc.isenabled()
     gc.disable()  # some 10^5 small objects, none kept in cycles: collections of the whole heap cost ~15 ms a table
     try:
-        table = build(rows, fixed)
+        table = build_columns(parts, fixed)
         hidden = protect(table)
         return {table.keys[i] for i in hidden}, {table.keys[i] for i in primary(table)}
     finally:
         if enabled:
             gc.enable()
+
+
+def _keys_of(result) -> tuple[list[Key], list[Key | None]]:
+    """The numerator's and the denominator's cell of each of the result's rows, in row order."""
+    areas, categories = (result.rows.get_column(name).to_list() for name in ("area_code", "category"))
+    of_category = {category: cells_of(result.metric, category) for category in set(categories)}
+    numerators, denominators = [], []
+    for area, category in zip(areas, categories):
+        (nq, nc), den = of_category[category]
+        numerators.append((nq, area, nc))
+        denominators.append(None if den is None else (den[0], area, den[1]))
+    return numerators, denominators
 
 
 def mask(result, hidden: set[Key]):
@@ -713,10 +760,9 @@ def mask(result, hidden: set[Key]):
 
     if not hidden:
         return result.rows
-    keys = [row_keys(result.metric, area, category)
-            for area, category in _rows_of(result.rows, "area_code", "category")]
-    num = pl.Series([numerator in hidden for numerator, _ in keys], dtype=pl.Boolean)
-    den = pl.Series([denominator in hidden for _, denominator in keys], dtype=pl.Boolean)
+    numerators, denominators = _keys_of(result)
+    num = pl.Series([key in hidden for key in numerators], dtype=pl.Boolean)
+    den = pl.Series([key in hidden for key in denominators], dtype=pl.Boolean)
     either = num | den
     null = lambda name, when: pl.when(when).then(None).otherwise(pl.col(name)).alias(name)  # noqa: E731
     return result.rows.with_columns(
@@ -729,12 +775,9 @@ def mask(result, hidden: set[Key]):
 def shown(results, cells: set[Key]) -> set[Key]:
     """The cells among `cells` that the results' rows show (as a figure or as `*`)."""
     out = set()
+    if not cells:
+        return out
     for r in results:
-        for area, category in _rows_of(r.rows, "area_code", "category"):
-            out.update(k for k in row_keys(r.metric, area, category) if k in cells)
+        for keys in _keys_of(r):
+            out.update(cells.intersection(keys))
     return out
-
-
-def _rows_of(frame, *names: str):
-    """The named columns of a DataFrame, row by row (tuples of Python values)."""
-    return zip(*(frame.get_column(name).to_list() for name in names))
