@@ -58,7 +58,14 @@ suppressed with it by `apply`.
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -708,9 +715,21 @@ def row_keys(metric: str, area_code: str, category: str) -> tuple[Key, Key | Non
     return (nq, area_code, nc), (None if den is None else (den[0], area_code, den[1]))
 
 
-def prepare() -> None:
-    """Import the solver (highspy and numpy, about 0.1 s) on a thread of its own, so that it is ready by the
-    time a table needs it: meanwhile Polars reads the tables, without the GIL."""
+def prepare(process: bool = False) -> None:
+    """Get the solver ready while Polars reads the tables.
+
+    In this process (the default): import it (highspy and numpy, about 0.1 s) on a thread of its own.
+    `process=True` (`report`, which protects a table per period): start `WORKERS` worker processes that
+    decide the run's tables (`serve`): the search is pure Python, and in a process of its own it runs
+    beside the metrics of the next periods instead of taking turns with them for this one's GIL (and
+    NumPy and HiGHS are not loaded here). Every way decides with the same code, so it gives the same
+    cells; when a worker cannot be started or stops answering, its tables are decided here.
+    """
+    if process:
+        while _workers["live"] < WORKERS and _start_worker():
+            pass
+        if _workers["live"]:
+            return
     threading.Thread(target=_import_solver, name="import highspy").start()
 
 
@@ -731,6 +750,15 @@ def decide(results, fixed: set[Key] = frozenset()) -> tuple[set[Key], set[Key]]:
         area_codes, area_types, _, categories = values[:4]
         order = sorted(range(len(area_codes)), key=lambda i: (LEVEL[area_types[i]], area_codes[i], categories[i]))
         parts.append((metric, tuple([column[i] for i in order] for column in values)))
+    if _workers["live"]:
+        answer = _ask_worker(parts, set(fixed))
+        if answer is not None:
+            return answer
+    return decide_parts(parts, fixed)
+
+
+def decide_parts(parts: list[tuple[str, Columns]], fixed: set[Key]) -> tuple[set[Key], set[Key]]:
+    """`decide` over each metric's rows as columns (`build_columns`)."""
     enabled = gc.isenabled()
     gc.disable()  # some 10^5 small objects, none kept in cycles: collections of the whole heap cost ~15 ms a table
     try:
@@ -740,6 +768,109 @@ def decide(results, fixed: set[Key] = frozenset()) -> tuple[set[Key], set[Key]]:
     finally:
         if enabled:
             gc.enable()
+
+
+# -- the worker process ---------------------------------------------------------------------------
+# Messages both ways: an 8-byte little-endian length, then a pickle. To a worker: (parts, fixed);
+# from it: ("ok", (suppressed, primary)) or ("error", the exception). It ends at the end of its input.
+# The workers are started once per process and serve every run in it (the test suite's too).
+
+WORKERS = 1  # two (the last two tables of a run side by side) measured no faster on 2 cores, and cost CPU
+_workers: dict = {"live": 0, "idle": queue.SimpleQueue(), "lock": threading.Lock(), "all": []}
+
+
+def _start_worker() -> bool:
+    env = dict(os.environ)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):  # NumPy's BLAS threads: nothing here uses them
+        env.setdefault(name, "1")
+    try:
+        process = subprocess.Popen([sys.executable, "-c", "from cdp_metrics.disclosure import serve; serve()"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    except OSError:
+        return False  # errors are answers (`serve`); a worker that fails to start or dies leaves its tables here
+    with _workers["lock"]:
+        if not _workers["all"]:
+            atexit.register(_stop_workers)
+        _workers["all"].append(process)
+        _workers["live"] += 1
+    _workers["idle"].put(process)
+    return True
+
+
+def _stop_workers() -> None:
+    """At exit: end every worker's input, and wait for it."""
+    for process in _workers["all"]:
+        try:
+            process.stdin.close()
+            process.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            process.kill()
+
+
+def _send(stream, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("<Q", len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream):
+    head = stream.read(8)
+    if len(head) < 8:
+        raise EOFError
+    (size,) = struct.unpack("<Q", head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)
+
+
+def _ask_worker(parts, fixed) -> tuple[set[Key], set[Key]] | None:
+    """An idle worker's decision for one table; None when no worker could give one (then decide here)."""
+    if not _workers["live"]:
+        return None
+    while (process := _workers["idle"].get()) is None:  # the word that the last worker stopped
+        if not _workers["live"]:
+            _workers["idle"].put(None)  # passed on to the next caller waiting
+            return None
+        # else a worker was started since: the word is stale
+    try:
+        _send(process.stdin, (parts, fixed))
+        status, payload = _receive(process.stdout)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        process.kill()
+        with _workers["lock"]:
+            _workers["live"] -= 1
+            if not _workers["live"]:
+                _workers["idle"].put(None)
+        return None
+    _workers["idle"].put(process)
+    if status == "error":
+        raise payload
+    return payload
+
+
+def serve() -> None:
+    """The worker process's loop (`prepare(process=True)`): decide each table it is sent, until its input ends."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything else written to stdout goes where stderr goes (nowhere), not into the answers
+    gc.disable()
+    import highspy  # noqa: F401  (before the first table arrives)
+
+    inp = sys.stdin.buffer
+    while True:
+        try:
+            parts, fixed = _receive(inp)
+        except EOFError:
+            return
+        try:
+            answer = ("ok", decide_parts(parts, fixed))
+        except Exception as exc:  # noqa: BLE001  (given back to the caller, which raises it)
+            try:
+                pickle.dumps(exc)
+            except Exception:  # noqa: BLE001
+                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+            answer = ("error", exc)
+        _send(out, answer)
 
 
 def _keys_of(result) -> tuple[list[Key], list[Key | None]]:

@@ -234,10 +234,10 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     The tables are read and validated first; then the baseline period is worked
     out on a second thread while this one works out the current period (Polars
     releases the GIL, and neither period waits for the other), and the trend
-    quarters two at a time. Each period's disclosure control runs on a third
-    thread, in order, as soon as its metrics are computed: it is Python, and
-    overlaps Polars' work on the next periods. Their diagnostics are shown
-    afterwards, in order.
+    quarters two at a time. Each period's disclosure control starts as soon as
+    its metrics are computed, in the worker process of `disclosure.prepare`: it
+    is Python, and overlaps Polars' work on the next periods. Their diagnostics
+    are shown afterwards, in order.
 
     `every_la`: keep every LA's rows, not only `--la`'s (which are still checked); `Report.select`
     then gives any LA's report from the one computation (the HTML pages and pack).
@@ -251,7 +251,7 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     if every_la:
         extract.options = replace(options, las=())
     if options.suppress:
-        disclosure.prepare()  # the solver is imported while the tables are read
+        disclosure.prepare(process=True)  # a worker process decides each period's table
     extract.prepare()
     workforce = context.load_workforce(workforce_path) if workforce_path is not None else None
     funding = context.load_funding(funding_path) if funding_path is not None else None
@@ -264,10 +264,10 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     ends = []
     if trend is not None:
         ends = quarter_ends(trend_from or baseline_end or add_months(extract.period.end, -24), extract.period.end)
-    # Each period is computed (Polars, two at a time) and then published on a thread of its own, in order:
-    # disclosure control is Python, so one period's runs while Polars computes the next ones.
+    # Each period is computed (Polars, two at a time) and then published: its disclosure control is decided in
+    # a worker process while Polars computes the next periods.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="period") as pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish") as publisher:
+            ThreadPoolExecutor(max_workers=disclosure.WORKERS, thread_name_prefix="publish") as publisher:
 
         def period(ext: Extract) -> Future:
             computed = pool.submit(compute_period, ext, available("report", ext))
