@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/run.py --scale
+	$(BIN)/python bench/run.py --disclosure
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -4,6 +4,7 @@
                                         # (≈ 0.4% invalid rows), CSV and Parquet; then the cross-checks
     python bench/run.py --scale         # cdp-metrics report alone at 0.1×, 1× and 10× (Parquet)
     python bench/run.py --scale --sizes 0.1,1   # skip 10×
+    python bench/run.py --disclosure    # report with and without --no-suppress, alternating (issue 11)
 
 Every timing is a FRESH subprocess (so peak memory is that tool's alone), wall
 clock seconds including interpreter start and imports, median of --runs runs.
@@ -833,6 +834,35 @@ def scale_mode(args) -> None:
     print(noise_note())
 
 
+def disclosure_mode(args) -> None:
+    """The cost of disclosure control (issue 11: at most 10% slower): `report` with and without
+    `--no-suppress`, the runs of the two alternating so that a slow spell of the machine falls on both."""
+    limit = args.mem_limit_gb * 1024
+    data = ensure_extract(args.people, "parquet", limit)
+    n = episodes_in(data, "parquet")
+    base = [CDP, "report", "--data", str(data), "--format", "json"]
+    cases = {"period + March 2022 baseline": base, "with --trend quarterly": base + ["--trend", "quarterly"]}
+    print(f"\n## Cost of disclosure control: cdp-metrics report on {n:,} episodes (clean Parquet), "
+          f"{args.disclosure_runs} alternating runs each\n")
+    print("| report | suppressed: min s | median s | --no-suppress: min s | median s | cost (min) | cost (median) "
+          "| ≤ 10%? | peak MB (suppressed / not) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
+    for label, cmd in cases.items():
+        runs: dict[bool, list] = {True: [], False: []}
+        print(f"timing report {label} ...", file=sys.stderr)
+        for _ in range(args.disclosure_runs):
+            for suppress in (True, False):
+                wait_idle()
+                runs[suppress].append(run_child(cmd if suppress else cmd + ["--no-suppress"], limit))
+        on, off = ([r[0] for r in runs[s]] for s in (True, False))
+        cost_min, cost_median = min(on) / min(off) - 1, statistics.median(on) / statistics.median(off) - 1
+        print(f"| {label} | {fmt_s(min(on))} | {fmt_s(statistics.median(on))} | {fmt_s(min(off))} | "
+              f"{fmt_s(statistics.median(off))} | {cost_min:+.0%} | {cost_median:+.0%} | "
+              f"{'yes' if max(cost_min, cost_median) <= 0.10 else '**no**'} | "
+              f"{max(r[1] for r in runs[True]):.0f} / {max(r[1] for r in runs[False]):.0f} |")
+    print(noise_note())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=900_000, help="people in the 1× extract (default 900,000)")
@@ -851,6 +881,9 @@ def main(argv: list[str] | None = None) -> None:
                              "'cdp-metrics validate'")
     parser.add_argument("--no-check", action="store_true", help="skip the cross-check")
     parser.add_argument("--scale", action="store_true", help="cdp-metrics report alone at --sizes")
+    parser.add_argument("--disclosure", action="store_true",
+                        help="the cost of disclosure control: report with and without --no-suppress (issue 11)")
+    parser.add_argument("--disclosure-runs", type=int, default=7, help="alternating runs of each (default 7)")
     parser.add_argument("--sizes", type=lambda s: tuple(float(x) for x in s.split(",")), default=(0.1, 1, 10))
     parser.add_argument("--scale-format", default="parquet", choices=FORMATS)
     parser.add_argument("--wait-idle", type=float, default=60.0, metavar="SECONDS",
@@ -868,7 +901,7 @@ def main(argv: list[str] | None = None) -> None:
     # The package is installed in editable mode, so pip did not byte-compile it as it did every other
     # library timed here; compile it now, so that no timing includes compiling cdp-metrics' source.
     compileall.compile_dir(str(HERE.parent / "src"), quiet=1)
-    (scale_mode if args.scale else compare_mode)(args)
+    (scale_mode if args.scale else disclosure_mode if args.disclosure else compare_mode)(args)
 
 
 if __name__ == "__main__":
