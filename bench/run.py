@@ -856,8 +856,8 @@ def disclosure_mode(args) -> None:
                 runs[suppress].append(run_child(cmd if suppress else cmd + ["--no-suppress"], limit))
         on, off = ([r[0] for r in runs[s]] for s in (True, False))
         cost_min, cost_median = min(on) / min(off) - 1, statistics.median(on) / statistics.median(off) - 1
-        # CPU seconds (the worker process's included: it is reaped before the report exits) vary less than
-        # wall-clock ones from run to run; they are not the goal, which is wall clock, but show the work added
+        # CPU seconds, the worker process's included (it is reaped before the report exits): not the goal, which
+        # is wall clock, but the work the control adds, however much of it overlaps other work
         cpu_on, cpu_off = (statistics.median(r[2] for r in runs[s]) for s in (True, False))
         print(f"| {label} | {fmt_s(min(on))} | {fmt_s(statistics.median(on))} | {fmt_s(min(off))} | "
               f"{fmt_s(statistics.median(off))} | {cost_min:+.0%} | {cost_median:+.0%} | "
