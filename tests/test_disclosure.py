@@ -106,3 +106,35 @@ def test_nothing_small_nothing_hidden():
 def test_no_suppress_shows_everything(cmd):
     for r in rows_of(cli(cmd, "-f", "json", "--no-suppress"), "deaths" if cmd == "deaths" else None):
         assert r["suppressed"] is False
+
+
+def test_a_table_with_the_same_rows_reuses_their_structure_with_its_own_figures():
+    """The cells and relations of a set of rows are built once (a trend's quarters often share them); each
+    table still reads its own figures, and decides exactly as a table built afresh."""
+    d._STRUCTURES.clear()
+    first = continuity_rows({CALDERDALE: (2, 10), KIRKLEES: (9, 20), LEEDS: (7, 30)})
+    second = continuity_rows({CALDERDALE: (8, 10), KIRKLEES: (1, 20), LEEDS: (7, 30)})
+    before = d.build(first)
+    after = d.build(second)
+    assert len(d._STRUCTURES) == 1 and after.equalities is before.equalities  # one structure, shared
+    assert before.value[before.index[("engaged", CALDERDALE, "all")]] == 2  # the first table's figures kept
+    assert after.value[after.index[("engaged", CALDERDALE, "all")]] == 8
+    reused = {after.keys[i] for i in d.protect(after)}
+    d._STRUCTURES.clear()
+    assert reused == hidden(second)  # built afresh: the same cells
+    assert ("engaged", KIRKLEES, "all") in reused  # the second table's 1, not the first's 9
+    assert ("engaged", CALDERDALE, "all") in hidden(first)  # and the first's 2, decided afresh
+    # a fixed cell (a published benchmark) is never eligible, whichever table built the structure first
+    fixed = d.build(second, {("engaged", LEEDS, "all")})
+    assert fixed.eligible[fixed.index[("engaged", LEEDS, "all")]] is False
+    assert d.build(second).eligible[fixed.index[("engaged", LEEDS, "all")]] is True
+
+
+def test_a_cell_shown_with_two_figures_is_an_error_on_a_reused_structure_too():
+    rows = continuity_rows({CALDERDALE: (2, 10), LEEDS: (7, 30)})
+    d.build(rows)
+    in_treatment = [d.Row("deaths", CALDERDALE, "la", YORKSHIRE, "all", 0, 11),  # adults 11 here, 12 below
+                    d.Row("in_treatment", CALDERDALE, "la", YORKSHIRE, "all", 12, None)]
+    for _ in range(2):  # built, then reused
+        with pytest.raises(AssertionError, match="shown as"):
+            d.build(rows + in_treatment)

@@ -59,6 +59,7 @@ suppressed with it by `apply`.
 from __future__ import annotations
 
 import atexit
+import copy
 import gc
 import os
 import pickle
@@ -152,7 +153,7 @@ class Table:
     """The cells of one period's tables and the relations between them.
 
     Besides the cells and relations, the indexes the search walks (`terms_of`, `relations_of`,
-    `bounds_of`, `kind`) are kept up to date as cells and relations are added (`cell`, `relate`, `bound`).
+    `bounds_of`, `kind`), built with them (`_structure`). Nothing changes a table once it is built.
     """
 
     keys: list[Key] = field(default_factory=list)
@@ -168,39 +169,6 @@ class Table:
     bounds_of: list[list[int]] = field(default_factory=list)  # per cell: the bounds it is in
     # per equality: WITHIN one area (categories), ACROSS areas (a region's sum) or ENGLAND's sum
     kind: list[int] = field(default_factory=list)
-
-    def cell(self, key: Key, value: float | None, level: int, eligible: bool = True) -> int:
-        if key in self.index:
-            i = self.index[key]
-            if self.value[i] != value:
-                raise AssertionError(f"cell {key} shown as {self.value[i]} and {value}")
-            return i
-        self.index[key] = len(self.keys)
-        self.keys.append(key)
-        self.value.append(value)
-        self.level.append(level)
-        self.eligible.append(eligible and value is not None)
-        self.terms_of.append([])
-        self.relations_of.append([])
-        self.bounds_of.append([])
-        return self.index[key]
-
-    def relate(self, members: list[tuple[int, int]], kind: int) -> None:
-        """Add the equality Σ coefficient · cell = 0 over `members`, of the given kind."""
-        r = len(self.equalities)
-        self.equalities.append(members)
-        self.kind.append(kind)
-        terms_of, relations_of = self.terms_of, self.relations_of
-        for i, coef in members:
-            terms_of[i].append((r, coef))
-            relations_of[i].append(r)
-
-    def bound(self, a: int, b: int) -> None:
-        """Add the bound cell a ≤ cell b."""
-        k = len(self.bounds)
-        self.bounds.append((a, b))
-        self.bounds_of[a].append(k)
-        self.bounds_of[b].append(k)
 
 
 class Row(NamedTuple):
@@ -232,37 +200,116 @@ def build(rows: list[Row], fixed: set[Key] = frozenset()) -> Table:
 
 
 def build_columns(parts: list[tuple[str, Columns]], fixed: set[Key] = frozenset()) -> Table:
-    """`build` over each metric's rows as columns (`Columns`), the metrics in name order."""
+    """`build` over each metric's rows as columns (`Columns`), the metrics in name order.
+
+    The cells and relations depend only on which rows there are (metric, area and category), not on
+    their figures: they are built once per such set (`_structure`) and kept for the next period with the
+    same rows (a trend's quarters often have them), and each table only reads its figures into them.
+    """
+    signature = tuple((metric, tuple(columns[0]), tuple(columns[1]), tuple(columns[2]), tuple(columns[3]))
+                      for metric, columns in parts)
+    structure = _STRUCTURES.pop(signature, None) or _structure(parts)
+    _STRUCTURES[signature] = structure  # the most recent last
+    while len(_STRUCTURES) > _KEEP_STRUCTURES:
+        del _STRUCTURES[next(iter(_STRUCTURES))]
+    table = copy.copy(structure.table)  # the structure's lists are shared, never changed after it is built
+    unset = _UNSET
+    values = [unset] * structure.shown
+    for (_, columns), numerator_cells, denominator_cells in zip(parts, structure.numerators, structure.denominators):
+        for cells, figures in ((numerator_cells, columns[4]), (denominator_cells, columns[5])):
+            for i, figure in zip(cells, figures):
+                if i is None:
+                    continue
+                held = values[i]
+                if held is unset:
+                    values[i] = figure
+                elif held != figure:
+                    raise AssertionError(f"cell {table.keys[i]} shown as {held} and {figure}")
+    values.extend([None] * (len(table.keys) - structure.shown))  # the unknowns no table shows
+    table.value = values
+    table.eligible = [v is not None and key not in fixed for v, key in zip(values, table.keys)] if fixed \
+        else [v is not None for v in values]
+    return table
+
+
+class _Structure(NamedTuple):
+    """The cells and relations of a set of rows (`_structure`), without figures."""
+
+    table: Table  # its value and eligible lists are empty
+    shown: int  # the cells the rows show come first; the unknowns no row shows after them
+    numerators: list[list[int]]  # per part, per row: its numerator's cell
+    denominators: list[list[int | None]]  # per part, per row: its denominator's cell, or None
+
+
+_UNSET = object()
+_STRUCTURES: dict[tuple, _Structure] = {}  # by the rows' signature (`build_columns`), least recent first
+_KEEP_STRUCTURES = 4
+
+
+def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
+    """The cells and relations of the rows in `parts` (their figures are not read).
+
+    Written for speed (some 6,000 rows and 6,000 relations and bounds a period): cells and relations
+    are added inline rather than through `Table.cell` and `Table.relate`, which build the same.
+    """
     table = Table()
-    index, keys, values, levels, eligible = table.index, table.keys, table.value, table.level, table.eligible
-    terms_of, relations_of, bounds_of = table.terms_of, table.relations_of, table.bounds_of
+    index, keys, levels = table.index, table.keys, table.level
     areas: dict[str, tuple[int, str | None]] = {}
-
-    def add(key: Key, value: float | None, level: int) -> None:
-        i = index.get(key)
-        if i is None:
-            index[key] = len(keys)
-            keys.append(key)
-            values.append(value)
-            levels.append(level)
-            eligible.append(value is not None and key not in fixed)
-            terms_of.append([])
-            relations_of.append([])
-            bounds_of.append([])
-        elif values[i] != value:
-            raise AssertionError(f"cell {key} shown as {values[i]} and {value}")
-
-    for metric, (area_codes, area_types, region_codes, categories, numerators, denominators) in parts:
+    numerators: list[list[int]] = []
+    denominators: list[list[int | None]] = []
+    for metric, (area_codes, area_types, region_codes, categories, _, _) in parts:
         of_category = {category: cells_of(metric, category) for category in set(categories)}
-        for area, area_type, region, category, numerator, denominator in zip(
-                area_codes, area_types, region_codes, categories, numerators, denominators):
-            level = LEVEL[area_type]
-            areas[area] = (level, region)
+        row_levels = [LEVEL[area_type] for area_type in area_types]
+        areas.update(zip(area_codes, zip(row_levels, region_codes)))
+        numerator_cells: list[int] = []
+        denominator_cells: list[int | None] = []
+        for area, level, category in zip(area_codes, row_levels, categories):
             (nq, nc), den = of_category[category]
-            add((nq, area, nc), numerator, level)
-            if den is not None:
-                add((den[0], area, den[1]), denominator, level)
-    cells = sorted(table.index)  # creation order above is by metric; relations are built in key order
+            key = (nq, area, nc)
+            i = index.get(key)
+            if i is None:
+                i = index[key] = len(keys)
+                keys.append(key)
+                levels.append(level)
+            numerator_cells.append(i)
+            if den is None:
+                denominator_cells.append(None)
+                continue
+            key = (den[0], area, den[1])
+            i = index.get(key)
+            if i is None:
+                i = index[key] = len(keys)
+                keys.append(key)
+                levels.append(level)
+            denominator_cells.append(i)
+        numerators.append(numerator_cells)
+        denominators.append(denominator_cells)
+    shown = len(keys)
+    terms_of = table.terms_of = [[] for _ in keys]
+    relations_of = table.relations_of = [[] for _ in keys]
+    bounds_of = table.bounds_of = [[] for _ in keys]
+    equalities, kinds = table.equalities, table.kind
+
+    def unknown(key: Key, level: int) -> int:
+        """A cell no table shows: an unknown count."""
+        index[key] = len(keys)
+        keys.append(key)
+        levels.append(level)
+        terms_of.append([])
+        relations_of.append([])
+        bounds_of.append([])
+        return index[key]
+
+    def relate(members: list[tuple[int, int]], kind: int) -> None:
+        """The equality Σ coefficient · cell = 0 over `members`, of the given kind."""
+        r = len(equalities)
+        equalities.append(members)
+        kinds.append(kind)
+        for i, coef in members:
+            terms_of[i].append((r, coef))
+            relations_of[i].append(r)
+
+    cells = sorted(index)  # creation order above is by metric; relations are built in key order
     by_qc: dict[tuple[str, str], list[Key]] = {}
     for key in cells:
         by_qc.setdefault((key[0], key[2]), []).append(key)
@@ -270,31 +317,36 @@ def build_columns(parts: list[tuple[str, Columns]], fixed: set[Key] = frozenset(
     # sum of its LAs, but it links two regions' unknowns only through a suppressed region or England
     # cell, so the programmes are solved per region: a tenth of the size), or Σ every LA when an LA's
     # region has no cell of this quantity and category
-    for (quantity, category), keys in sorted(by_qc.items()):
-        las_of: dict[str | None, list[Key]] = {}
-        for k in keys:
+    for _, group in sorted(by_qc.items()):
+        las_of: dict[str | None, list[tuple[int, int]]] = {}
+        every_la: list[tuple[int, int]] = []
+        regions: list[tuple[int, int]] = []
+        totals: list[tuple[int, str, int]] = []  # (level, area, cell) of the region and England cells
+        for k in group:
             level, region = areas[k[1]]
+            i = index[k]
             if level == 0:
-                las_of.setdefault(region, []).append(k)
-        regions = [k for k in keys if areas[k[1]][0] == 1]
-        by_regions = {k[1] for k in regions}.issuperset(las_of)
-        for k in keys:
-            level = areas[k[1]][0]
-            if level == 0:
-                continue
-            if level == 1:
-                members = las_of.get(k[1], [])
+                las_of.setdefault(region, []).append((i, -1))
+                every_la.append((i, -1))
             else:
-                members = regions if by_regions else [m for m in keys if areas[m[1]][0] == 0]
-            table.relate([(table.index[k], 1)] + [(table.index[m], -1) for m in members],
-                         (ENGLAND if level == 2 else ACROSS) if members else WITHIN)
+                totals.append((level, k[1], i))
+                if level == 1:
+                    regions.append((i, -1))
+        by_regions = {keys[i][1] for i, _ in regions}.issuperset(las_of)
+        for level, area, i in totals:
+            if level == 1:
+                members = las_of.get(area, [])
+            else:
+                members = regions if by_regions else every_la
+            relate([(i, 1), *members], (ENGLAND if level == 2 else ACROSS) if members else WITHIN)
     # categories: all = Σ groups, in every area
+    ordered_areas = sorted(areas)
     for quantity in GROUP_SUMS:
-        for area in sorted(areas):
-            keys = [(quantity, area, g) for g in ("all", *GROUPS)]
-            present = [k for k in keys if k in table.index]
+        for area in ordered_areas:
+            present = [(i, 1 if g == "all" else -1) for g in ("all", *GROUPS)
+                       if (i := index.get((quantity, area, g))) is not None]
             if present:
-                table.relate([(table.index[k], 1 if k[2] == "all" else -1) for k in present], WITHIN)
+                relate(present, WITHIN)
     # the links between unmet need and in treatment, per LA
     level_of = {area: level for area, (level, _) in areas.items()}
 
@@ -303,7 +355,7 @@ def build_columns(parts: list[tuple[str, Columns]], fixed: set[Key] = frozenset(
         if key in table.index:
             return table.index[key]
         if quantity in ESTIMATED:  # no estimate: an unknown count
-            return table.cell(key, None, 0, eligible=False)
+            return unknown(key, 0)
         return None  # no row: zero
 
     for la in sorted(a for a, level in level_of.items() if level == 0):
@@ -318,7 +370,7 @@ def build_columns(parts: list[tuple[str, Columns]], fixed: set[Key] = frozenset(
             if not any(q == "unmet" and (q, la, cat) in table.index for q, cat in [(tq, tc), *parts]):
                 continue  # no estimates at all for this LA: nothing of unmet need is shown
             members = [(member(tq, la, tc), 1)] + [(member(q, la, cat), -1) for q, cat in parts]
-            table.relate([(i, coef) for i, coef in members if i is not None], WITHIN)
+            relate([(i, coef) for i, coef in members if i is not None], WITHIN)
     # a total of published parts and an unpublished rest (an unknown ≥ 0), in every area
     for (tq, tc), parts, rest in PARTLY_PUBLISHED:
         for area in sorted(areas):
@@ -326,17 +378,21 @@ def build_columns(parts: list[tuple[str, Columns]], fixed: set[Key] = frozenset(
             if total is None:
                 continue  # no row: the total and its parts are 0
             members = [(table.index[(q, area, cat)], -1) for q, cat in parts if (q, area, cat) in table.index]
-            other = table.cell((rest, area, tc), None, areas[area][0], eligible=False)
-            table.relate([(total, 1), *members, (other, -1)], WITHIN)
+            other = unknown((rest, area, tc), areas[area][0])
+            relate([(total, 1), *members, (other, -1)], WITHIN)
     by_quantity: dict[str, list[Key]] = {}
     for key in cells:
         by_quantity.setdefault(key[0], []).append(key)
-    for small, big in BOUNDS:
+    bounds = table.bounds
+    for small, big in BOUNDS:  # cell a ≤ cell b
         for key in by_quantity.get(small, ()):
-            j = table.index.get((big, key[1], key[2]))
+            j = index.get((big, key[1], key[2]))
             if j is not None:
-                table.bound(table.index[key], j)
-    return table
+                i = index[key]
+                bounds_of[i].append(len(bounds))
+                bounds_of[j].append(len(bounds))
+                bounds.append((i, j))
+    return _Structure(table, shown, numerators, denominators)
 
 
 def primary(table: Table) -> list[int]:
