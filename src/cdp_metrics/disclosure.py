@@ -257,6 +257,16 @@ def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
     areas: dict[str, tuple[int, str | None]] = {}
     numerators: list[list[int]] = []
     denominators: list[list[int | None]] = []
+
+    def shown_cell(key: Key, level: int) -> int:
+        """The cell a row shows, added the first time a row shows it."""
+        i = index.get(key)
+        if i is None:
+            i = index[key] = len(keys)
+            keys.append(key)
+            levels.append(level)
+        return i
+
     for metric, (area_codes, area_types, region_codes, categories, _, _) in parts:
         of_category = {category: cells_of(metric, category) for category in set(categories)}
         row_levels = [LEVEL[area_type] for area_type in area_types]
@@ -265,23 +275,8 @@ def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
         denominator_cells: list[int | None] = []
         for area, level, category in zip(area_codes, row_levels, categories):
             (nq, nc), den = of_category[category]
-            key = (nq, area, nc)
-            i = index.get(key)
-            if i is None:
-                i = index[key] = len(keys)
-                keys.append(key)
-                levels.append(level)
-            numerator_cells.append(i)
-            if den is None:
-                denominator_cells.append(None)
-                continue
-            key = (den[0], area, den[1])
-            i = index.get(key)
-            if i is None:
-                i = index[key] = len(keys)
-                keys.append(key)
-                levels.append(level)
-            denominator_cells.append(i)
+            numerator_cells.append(shown_cell((nq, area, nc), level))
+            denominator_cells.append(None if den is None else shown_cell((den[0], area, den[1]), level))
         numerators.append(numerator_cells)
         denominators.append(denominator_cells)
     shown = len(keys)
