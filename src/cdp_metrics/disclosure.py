@@ -227,8 +227,7 @@ def build_columns(parts: list[tuple[str, Columns]], fixed: set[Key] = frozenset(
                     raise AssertionError(f"cell {table.keys[i]} shown as {held} and {figure}")
     values.extend([None] * (len(table.keys) - structure.shown))  # the unknowns no table shows
     table.value = values
-    table.eligible = [v is not None and key not in fixed for v, key in zip(values, table.keys)] if fixed \
-        else [v is not None for v in values]
+    table.eligible = [v is not None and key not in fixed for v, key in zip(values, table.keys)]
     return table
 
 
@@ -249,8 +248,7 @@ _KEEP_STRUCTURES = 4
 def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
     """The cells and relations of the rows in `parts` (their figures are not read).
 
-    Written for speed (some 6,000 rows and 6,000 relations and bounds a period): cells and relations
-    are added inline rather than through `Table.cell` and `Table.relate`, which build the same.
+    Written for speed: some 6,000 rows and 6,000 relations and bounds a period.
     """
     table = Table()
     index, keys, levels = table.index, table.keys, table.level
@@ -258,8 +256,8 @@ def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
     numerators: list[list[int]] = []
     denominators: list[list[int | None]] = []
 
-    def shown_cell(key: Key, level: int) -> int:
-        """The cell a row shows, added the first time a row shows it."""
+    def add_cell(key: Key, level: int) -> int:
+        """The index of the cell `key`, added (its key and level) the first time it is asked for."""
         i = index.get(key)
         if i is None:
             i = index[key] = len(keys)
@@ -275,8 +273,8 @@ def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
         denominator_cells: list[int | None] = []
         for area, level, category in zip(area_codes, row_levels, categories):
             (nq, nc), den = of_category[category]
-            numerator_cells.append(shown_cell((nq, area, nc), level))
-            denominator_cells.append(None if den is None else shown_cell((den[0], area, den[1]), level))
+            numerator_cells.append(add_cell((nq, area, nc), level))
+            denominator_cells.append(None if den is None else add_cell((den[0], area, den[1]), level))
         numerators.append(numerator_cells)
         denominators.append(denominator_cells)
     shown = len(keys)
@@ -286,14 +284,12 @@ def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
     equalities, kinds = table.equalities, table.kind
 
     def unknown(key: Key, level: int) -> int:
-        """A cell no table shows: an unknown count."""
-        index[key] = len(keys)
-        keys.append(key)
-        levels.append(level)
+        """A cell no table shows (an unknown count), added after the cells the rows show."""
+        i = add_cell(key, level)
         terms_of.append([])
         relations_of.append([])
         bounds_of.append([])
-        return index[key]
+        return i
 
     def relate(members: list[tuple[int, int]], kind: int) -> None:
         """The equality Σ coefficient · cell = 0 over `members`, of the given kind."""
@@ -347,8 +343,8 @@ def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
 
     def member(quantity: str, la: str, category: str) -> int | None:
         key = (quantity, la, category)
-        if key in table.index:
-            return table.index[key]
+        if key in index:
+            return index[key]
         if quantity in ESTIMATED:  # no estimate: an unknown count
             return unknown(key, 0)
         return None  # no row: zero
@@ -360,19 +356,19 @@ def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
             (("adults", "opiate"), [("unmet", "opiate_only"), ("unmet", "opiate_and_crack")]),
         )
         for (tq, tc), parts in links:
-            if not any((q, la, cat) in table.index for q, cat in [(tq, tc), *parts]):
+            if not any((q, la, cat) in index for q, cat in [(tq, tc), *parts]):
                 continue
-            if not any(q == "unmet" and (q, la, cat) in table.index for q, cat in [(tq, tc), *parts]):
+            if not any(q == "unmet" and (q, la, cat) in index for q, cat in [(tq, tc), *parts]):
                 continue  # no estimates at all for this LA: nothing of unmet need is shown
             members = [(member(tq, la, tc), 1)] + [(member(q, la, cat), -1) for q, cat in parts]
             relate([(i, coef) for i, coef in members if i is not None], WITHIN)
     # a total of published parts and an unpublished rest (an unknown ≥ 0), in every area
     for (tq, tc), parts, rest in PARTLY_PUBLISHED:
         for area in sorted(areas):
-            total = table.index.get((tq, area, tc))
+            total = index.get((tq, area, tc))
             if total is None:
                 continue  # no row: the total and its parts are 0
-            members = [(table.index[(q, area, cat)], -1) for q, cat in parts if (q, area, cat) in table.index]
+            members = [(index[(q, area, cat)], -1) for q, cat in parts if (q, area, cat) in index]
             other = unknown((rest, area, tc), areas[area][0])
             relate([(total, 1), *members, (other, -1)], WITHIN)
     by_quantity: dict[str, list[Key]] = {}
