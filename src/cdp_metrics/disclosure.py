@@ -208,10 +208,13 @@ def build_columns(parts: list[tuple[str, Columns]], fixed: set[Key] = frozenset(
     """
     signature = tuple((metric, tuple(columns[0]), tuple(columns[1]), tuple(columns[2]), tuple(columns[3]))
                       for metric, columns in parts)
-    structure = _STRUCTURES.pop(signature, None) or _structure(parts)
-    _STRUCTURES[signature] = structure  # the most recent last
-    while len(_STRUCTURES) > _KEEP_STRUCTURES:
-        del _STRUCTURES[next(iter(_STRUCTURES))]
+    with _STRUCTURES_LOCK:  # tables may be decided here on two threads (`report` without a worker)
+        structure = _STRUCTURES.pop(signature, None)
+    structure = structure or _structure(parts)
+    with _STRUCTURES_LOCK:
+        _STRUCTURES[signature] = structure  # the most recent last
+        while len(_STRUCTURES) > _KEEP_STRUCTURES:
+            del _STRUCTURES[next(iter(_STRUCTURES))]
     table = copy.copy(structure.table)  # the structure's lists are shared, never changed after it is built
     unset = _UNSET
     values = [unset] * structure.shown
@@ -243,6 +246,7 @@ class _Structure(NamedTuple):
 _UNSET = object()
 _STRUCTURES: dict[tuple, _Structure] = {}  # by the rows' signature (`build_columns`), least recent first
 _KEEP_STRUCTURES = 4
+_STRUCTURES_LOCK = threading.Lock()
 
 
 def _structure(parts: list[tuple[str, Columns]]) -> _Structure:
@@ -815,15 +819,15 @@ def prepare(process: bool = False) -> None:
     """Get the solver ready while Polars reads the tables.
 
     In this process (the default): import it (highspy and numpy, about 0.1 s) on a thread of its own.
-    `process=True` (`report`, which protects a table per period): start `WORKERS` worker processes that
-    decide the run's tables (`serve`): the search is pure Python, and in a process of its own it runs
+    `process=True` (`report`, which protects a table per period): start the `WORKERS` (a worker process
+    and its fork) that decide the run's tables (`serve`): the search is pure Python, and in a process of its own it runs
     beside the metrics of the next periods instead of taking turns with them for this one's GIL (and
     NumPy and HiGHS are not loaded here). Every way decides with the same code, so it gives the same
     cells; when a worker cannot be started or stops answering, its tables are decided here.
     """
     if process:
-        while _workers["live"] < WORKERS and _start_worker():
-            pass
+        if not _workers["live"]:
+            _start_worker()
         if _workers["live"]:
             return
     threading.Thread(target=_import_solver, name="import highspy").start()
@@ -871,25 +875,58 @@ def decide_parts(parts: list[tuple[str, Columns]], fixed: set[Key]) -> tuple[set
 # from it: ("ok", (suppressed, primary)) or ("error", the exception). It ends at the end of its input.
 # The workers are started once per process and serve every run in it (the test suite's too).
 
-WORKERS = 1  # two (the last two tables of a run side by side) measured no faster on 2 cores, and cost CPU
-_workers: dict = {"live": 0, "idle": queue.SimpleQueue(), "lock": threading.Lock(), "all": []}
+# Two workers: a process, and a fork of it made once it has imported NumPy and HiGHS, so the second costs no
+# start-up (a second process started alike, 0.1 CPU s more, measured no faster). The last two tables of a
+# run (a period's and its baseline's, computed side by side) are then decided side by side too.
+FORKS = hasattr(os, "fork")
+WORKERS = 2 if FORKS else 1
+_workers: dict = {"live": 0, "idle": queue.LifoQueue(), "lock": threading.Lock(), "all": []}
+
+
+class _Fork:
+    """The worker's fork as `_ask_worker` and `_stop_workers` use a process: its two pipes."""
+
+    def __init__(self, stdin, stdout):
+        self.stdin, self.stdout = stdin, stdout
+
+    def kill(self) -> None:
+        for stream in (self.stdin, self.stdout):  # the fork stops at the end of its input
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> None:
+        pass  # the worker's child, not this process's: it ends when its input does
 
 
 def _start_worker() -> bool:
+    """Start a worker process, and (where processes fork) the pipes to its fork (`serve`): `WORKERS` in all."""
     env = dict(os.environ)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):  # NumPy's BLAS threads: nothing here uses them
         env.setdefault(name, "1")
+    pipes = (*os.pipe(), *os.pipe()) if FORKS else ()  # to the fork (read, write), from it (read, write)
+    fork_ends = pipes[0::3]  # the fork's input and output, inherited by the worker as they are numbered here
     try:
-        process = subprocess.Popen([sys.executable, "-c", "from cdp_metrics.disclosure import serve; serve()"],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-c", f"from cdp_metrics.disclosure import serve; serve(*{fork_ends!r})"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, pass_fds=fork_ends)
     except OSError:
+        for fd in pipes:
+            os.close(fd)
         return False  # errors are answers (`serve`); a worker that fails to start or dies leaves its tables here
+    started = [process]
+    if pipes:
+        for fd in fork_ends:
+            os.close(fd)
+        started.append(_Fork(os.fdopen(pipes[1], "wb"), os.fdopen(pipes[2], "rb")))
     with _workers["lock"]:
         if not _workers["all"]:
             atexit.register(_stop_workers)
-        _workers["all"].append(process)
-        _workers["live"] += 1
-    _workers["idle"].put(process)
+        _workers["all"].extend(started)
+        _workers["live"] += len(started)
+    for worker in started:
+        _workers["idle"].put(worker)
     return True
 
 
@@ -932,7 +969,7 @@ def _ask_worker(parts, fixed) -> tuple[set[Key], set[Key]] | None:
     try:
         _send(process.stdin, (parts, fixed))
         status, payload = _receive(process.stdout)
-    except (OSError, EOFError, pickle.UnpicklingError):
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError):  # ValueError: its pipe was closed
         process.kill()
         with _workers["lock"]:
             _workers["live"] -= 1
@@ -945,14 +982,31 @@ def _ask_worker(parts, fixed) -> tuple[set[Key], set[Key]] | None:
     return payload
 
 
-def serve() -> None:
-    """The worker process's loop (`prepare(process=True)`): decide each table it is sent, until its input ends."""
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything else written to stdout goes where stderr goes (nowhere), not into the answers
+def serve(fork_input: int | None = None, fork_output: int | None = None) -> None:
+    """The worker process's loop (`prepare(process=True)`): decide each table it is sent, until its input ends.
+
+    With `fork_input` and `fork_output` (the pipes of `_start_worker`), it first forks: the fork serves
+    those pipes, with the imports already made.
+    """
     gc.disable()
-    import highspy  # noqa: F401  (before the first table arrives)
+    import highspy  # noqa: F401  (before the first table arrives, and before the fork: it shares them)
 
     inp = sys.stdin.buffer
+    if fork_input is not None:
+        try:
+            forked = os.fork() == 0
+        except OSError:
+            forked = False  # the fork's pipes close below: this process's caller then finds it gone
+        if forked:
+            os.dup2(2, 0)  # the worker's pipes are not the fork's: closed here, or neither would see the other end
+            os.dup2(2, 1)
+            inp, out = os.fdopen(fork_input, "rb"), os.fdopen(fork_output, "wb")
+        else:
+            os.close(fork_input)
+            os.close(fork_output)
+    if fork_input is None or not forked:
+        out = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)  # anything else written to stdout goes where stderr goes (nowhere), not into the answers
     while True:
         try:
             parts, fixed = _receive(inp)

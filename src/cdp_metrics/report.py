@@ -26,6 +26,9 @@ from .result import Result
 
 DEFAULT_BASELINE_END = date(2022, 3, 31)  # the outcomes framework's baseline: 12 months to March 2022
 KEY = ["metric", "area_code", "category"]
+# threads publishing the periods (`publish_period`): with two, one period's rows are made ready (and its
+# masks set) while the worker decides another's table, instead of after it
+PUBLISHERS = 2
 
 
 def _higher_is_better() -> pl.Expr:
@@ -267,7 +270,7 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     # Each period is computed (Polars, two at a time) and then published: its disclosure control is decided in
     # a worker process while Polars computes the next periods.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="period") as pool, \
-            ThreadPoolExecutor(max_workers=disclosure.WORKERS, thread_name_prefix="publish") as publisher:
+            ThreadPoolExecutor(max_workers=PUBLISHERS, thread_name_prefix="publish") as publisher:
 
         def period(ext: Extract) -> Future:
             computed = pool.submit(compute_period, ext, available("report", ext))
