@@ -114,7 +114,10 @@ def test_the_fork_serves_when_the_worker_process_stopped_and_this_process_when_b
     d.prepare(process=True)
     process, fork = sorted(_idle(), key=lambda w: not isinstance(w, subprocess.Popen))  # the process, its fork
     _next_asked(fork, process)
+    monkeypatch.setattr(d, "decide_parts", _not_here)
     alone = d.decide([Result(ROWS)])  # the fork answers: it exists
+    monkeypatch.undo()
+    assert {k for k in alone[0] if k[0] == "engaged"} == EXPECTED
     assert _idle() == [fork, process]
     (fork_pid,) = _children(process.pid)
     process.kill()

@@ -577,8 +577,8 @@ class _Checker:
 
         All or nothing: the programme is skipped only when it would settle every target anyway, since
         an answer per target would change the programmes over the others, and the basis their probes
-        start from. A third of the programmes a national table solves are components of two unknowns
-        that such a move settles (63 of 288 over the nine tables of a national trend).
+        start from. About a fifth of the programmes a national table solved are components of two
+        unknowns that such a move settles (63 of 288 over the nine tables of a national trend).
         """
         reach = {}
         for targets, direction in ((high, 0), (low, 1)):
@@ -820,8 +820,8 @@ def prepare(process: bool = False) -> None:
 
     In this process (the default): import it (highspy and numpy, about 0.1 s) on a thread of its own.
     `process=True` (`report`, which protects a table per period): start the `WORKERS` (a worker process
-    and its fork) that decide the run's tables (`serve`): the search is pure Python, and in a process of its own it runs
-    beside the metrics of the next periods instead of taking turns with them for this one's GIL (and
+    and its fork) that decide the run's tables (`serve`): the search is pure Python, and in a process of
+    its own it runs beside the metrics of the next periods instead of taking turns with them for this one's GIL (and
     NumPy and HiGHS are not loaded here). Every way decides with the same code, so it gives the same
     cells; when a worker cannot be started or stops answering, its tables are decided here.
     """
@@ -880,6 +880,8 @@ def decide_parts(parts: list[tuple[str, Columns]], fixed: set[Key]) -> tuple[set
 # run (a period's and its baseline's, computed side by side) are then decided side by side too.
 FORKS = hasattr(os, "fork")
 WORKERS = 2 if FORKS else 1
+# Idle workers last in, first out: a trend's tables, which arrive one at a time, keep going to the worker that
+# holds their structures (`_STRUCTURES` is per process); the other takes a table only while that one is busy.
 _workers: dict = {"live": 0, "idle": queue.LifoQueue(), "lock": threading.Lock(), "all": []}
 
 
@@ -991,21 +993,21 @@ def serve(fork_input: int | None = None, fork_output: int | None = None) -> None
     gc.disable()
     import highspy  # noqa: F401  (before the first table arrives, and before the fork: it shares them)
 
-    inp = sys.stdin.buffer
+    forked = False
     if fork_input is not None:
         try:
             forked = os.fork() == 0
         except OSError:
-            forked = False  # the fork's pipes close below: this process's caller then finds it gone
-        if forked:
-            os.dup2(2, 0)  # the worker's pipes are not the fork's: closed here, or neither would see the other end
-            os.dup2(2, 1)
-            inp, out = os.fdopen(fork_input, "rb"), os.fdopen(fork_output, "wb")
-        else:
+            pass  # the fork's pipes close below: this process's caller then finds it gone
+        if not forked:
             os.close(fork_input)
             os.close(fork_output)
-    if fork_input is None or not forked:
-        out = os.fdopen(os.dup(1), "wb")
+    if forked:
+        os.dup2(2, 0)  # the worker's pipes are not the fork's: closed here, or neither would see the other end
+        os.dup2(2, 1)
+        inp, out = os.fdopen(fork_input, "rb"), os.fdopen(fork_output, "wb")
+    else:
+        inp, out = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
         os.dup2(2, 1)  # anything else written to stdout goes where stderr goes (nowhere), not into the answers
     while True:
         try:

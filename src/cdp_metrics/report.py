@@ -26,8 +26,9 @@ from .result import Result
 
 DEFAULT_BASELINE_END = date(2022, 3, 31)  # the outcomes framework's baseline: 12 months to March 2022
 KEY = ["metric", "area_code", "category"]
-# threads publishing the periods (`publish_period`): with two, one period's rows are made ready (and its
-# masks set) while the worker decides another's table, instead of after it
+# threads publishing the periods (`publish_period`): with two, two tables ready together (a period's and its
+# baseline's) go to the two disclosure workers side by side, and with one worker (no fork) one period's rows
+# are made ready and its masks set while the worker decides another's table
 PUBLISHERS = 2
 
 
@@ -267,7 +268,7 @@ def build(options: RunOptions, *, baseline_end: date | None = DEFAULT_BASELINE_E
     ends = []
     if trend is not None:
         ends = quarter_ends(trend_from or baseline_end or add_months(extract.period.end, -24), extract.period.end)
-    # Each period is computed (Polars, two at a time) and then published: its disclosure control is decided in
+    # Each period is computed (Polars, two at a time) and then published: its disclosure control is decided by
     # a worker process while Polars computes the next periods.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="period") as pool, \
             ThreadPoolExecutor(max_workers=PUBLISHERS, thread_name_prefix="publish") as publisher:
