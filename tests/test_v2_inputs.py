@@ -271,3 +271,23 @@ def test_parquet_reviews_give_the_values_as_read(extract_dir, tmp_path):
     assert rejected == [("5", "review", "29", "", "", "acute"), ("6", "middle", "", "", "7", ""),
                         ("7", "exit", "", "12", "", ""), ("8", "review", "", "", "", "")]
     assert found["parquet"] == found["csv"]
+
+
+def test_reviews_let_go_once_ordered_keep_their_counts(extract_dir):
+    """Once the TOPs are ordered for the §9 measures, the reviews as validated are let go: their rows read,
+    used and rejected stay (four read; one names no episode), and reading their rows again is an error,
+    never an empty table."""
+    from cdp_metrics import contract as c
+    from cdp_metrics.pipeline import Extract, RunOptions
+
+    a, b = episode("A", "2023-01-10"), episode("B", "2023-02-01")
+    ghost = {**b, "episode_id": "NOSUCH"}
+    write_extract(extract_dir, [a, b], reviews=[review(a, "2023-01-10", "start"), review(a, "2023-04-10"),
+                                                review(b, "2023-02-01", "start"), review(ghost, "2023-03-01")])
+    extract = Extract(RunOptions(data=extract_dir))
+    before = extract.table(c.REVIEWS).counts()
+    assert extract.tops.collect().height == 3
+    after = extract.table(c.REVIEWS).counts()
+    assert before == after and (after["rows_read"], after["rows_used"], after["rows_rejected"]) == (4, 3, 1)
+    with pytest.raises(RuntimeError, match="let go"):
+        extract.frame(c.REVIEWS)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from datetime import date
 
 import polars as pl
 import pytest
@@ -384,3 +385,30 @@ def test_parquet_values_as_read_where_only_typed_copies_are_kept(extract_dir, tm
         ("7", "130", "M"), ("8", "41", "Q"), ("9", "29", "M"), ("10", "-3", "Z")]
     assert records["parquet"] == records["csv"]
 
+
+
+def test_parquet_typed_columns_read_apart_stay_on_their_rows(tmp_path):
+    """A Parquet file's rebuilt columns (integer ages, text codes) are typed by a second, streaming read of
+    the file, set beside the first row for row: over 300,000 rows (many batches) each broken value is
+    reported on its own row. The rows are built so that the broken ones are known by hand: an age of 130
+    every 50,000th row from row 7, an unknown sex every 70,001st, a blank sex every 90,001st from row 5."""
+    n = 300_000
+    k = pl.int_range(1, n + 1, eager=True)
+    frame = pl.DataFrame({"episode_id": "E" + k.cast(pl.String), "client_id": "C" + k.cast(pl.String)}).with_columns(
+        pl.lit(CALDERDALE).alias("la_code"),
+        pl.when(k % 70_001 == 0).then(pl.lit("Q")).when(k % 90_001 == 5).then(pl.lit("")).otherwise(pl.lit("M"))
+        .alias("sex"),
+        pl.when(k % 50_000 == 7).then(130).otherwise(30).cast(pl.Int64).alias("age"),
+        pl.lit("heroin").alias("substance_1"),
+        pl.lit(None, dtype=pl.String).alias("substance_2"), pl.lit(None, dtype=pl.String).alias("substance_3"),
+        pl.lit(None, dtype=pl.Date).alias("referral_date"), pl.lit(date(2023, 1, 1)).alias("triage_date"),
+        pl.lit(None, dtype=pl.Date).alias("discharge_date"), pl.lit(None, dtype=pl.String).alias("discharge_reason"),
+    )
+    frame.write_parquet(tmp_path / "episodes.parquet", row_group_size=20_000)
+    run = cli("validate", "--data", tmp_path, "-f", "json")
+    ages = [(r, "age", "130") for r in (7, 50_007, 100_007, 150_007, 200_007, 250_007)]
+    unknown = [(r, "sex", "Q") for r in (70_001, 140_002, 210_003, 280_004)]
+    blank = [(r, "sex", None) for r in (5, 90_006, 180_007, 270_008)]
+    assert [(e["row"], e["column"], e["value"]) for e in run.json["errors"]] == sorted(ages + unknown + blank)
+    table = next(t for t in run.json["tables"] if t["table"] == "episodes")
+    assert (table["rows_read"], table["rows_used"], table["rows_rejected"]) == (n, n - 14, 14)

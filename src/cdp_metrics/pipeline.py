@@ -174,7 +174,10 @@ class Extract:
         return [self._tables[t.name].counts() for t in INPUT_TABLES if t.name in self._tables]
 
     def frame(self, table: c.Table) -> pl.LazyFrame:
-        return self.table(table).frame.lazy()
+        checked = self.table(table)
+        if checked.used is not None:  # a programming error, never an empty table in silence
+            raise RuntimeError(f"the valid rows of {table.name} have been let go (Validated.without_rows)")
+        return checked.frame.lazy()
 
     # -- periods and people ---------------------------------------------------------------
     @_cached
@@ -256,8 +259,11 @@ class Extract:
     @_cached
     def tops(self) -> pl.LazyFrame:
         """The valid TOPs in the order the §9 picks read them (`metrics.order_tops`): sorted once, shared by
-        every period of a run."""
-        return metrics.order_tops(self.frame(c.REVIEWS)).lazy()
+        every period of a run. The reviews as validated are read nowhere else: their rows are let go once
+        ordered (their counts, errors and rejected rows stay), 1.2 GB of the 18.9M TOPs of 12M episodes."""
+        tops = metrics.order_tops(self.frame(c.REVIEWS)).lazy()
+        self._tables[c.REVIEWS.name] = self._tables[c.REVIEWS.name].without_rows()
+        return tops
 
     @_cached
     def index_tops(self) -> pl.LazyFrame:

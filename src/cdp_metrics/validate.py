@@ -12,7 +12,7 @@ import functools
 import operator
 from typing import TYPE_CHECKING
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -45,15 +45,25 @@ class Validated:
     rows_read: int
     rejected: pl.DataFrame  # the rejected rows as read (text), with _row
     present: frozenset[str] = frozenset()  # the contract columns the file has (the others are all null)
+    used: int | None = None  # the valid rows' count once `frame` has been let go (`without_rows`)
+
+    @property
+    def rows_used(self) -> int:
+        return self.frame.height if self.used is None else self.used
 
     @property
     def rows_rejected(self) -> int:
-        return self.rows_read - self.frame.height
+        return self.rows_read - self.rows_used
 
     def counts(self) -> dict:
         """The file, its table and how many rows were read, used and rejected."""
         return {"file": str(self.source.path), "table": self.source.table.name, "rows_read": self.rows_read,
-                "rows_used": self.frame.height, "rows_rejected": self.rows_rejected}
+                "rows_used": self.rows_used, "rows_rejected": self.rows_rejected}
+
+    def without_rows(self) -> Validated:
+        """The same counts, errors and rejected rows, with no valid rows held (an empty `frame` of the same
+        schema): for a table whose rows have all been read into what is derived from them."""
+        return replace(self, frame=self.frame.clear(), used=self.rows_used)
 
     def summary(self) -> str | None:
         """One line naming how many rows were left out and why, or None."""
@@ -264,54 +274,60 @@ def _hcv_rules(present: set[str], strings: set[str]) -> list[tuple[str, str, pl.
 def _review_rules(strings: set[str]) -> list[tuple[str, str, pl.Expr]]:
     """A TOP belongs to a valid episode of the same client, on or after its triage date (§9).
 
-    The episode's columns are set beside the reviews (`_EPISODE` prefix) by `validate`; `_ep_rejected` marks an
-    episode_id that the episodes table has, but only on rejected rows.
+    What each review's episode says is set beside the reviews (`_EPISODE` prefix) by `validate`
+    (`_episode_columns`): `_ep_found` marks a valid episode's id, `_ep_rejected` an id the episodes table has
+    only on rejected rows.
     """
-    joined = pl.col(_EPISODE + "client_id").is_not_null()
+    found = pl.col(_EPISODE + "found")
     named = ~_blank("episode_id", strings)
     return [
-        ("episode_id", c.RULE_NO_EPISODE, named & ~joined & ~pl.col(_EPISODE + "rejected")),
-        ("episode_id", c.RULE_REJECTED_EPISODE, named & ~joined & pl.col(_EPISODE + "rejected")),
-        ("client_id", c.RULE_OTHER_CLIENT, joined & ~_blank("client_id", strings)
-         & (_t("client_id") != pl.col(_EPISODE + "client_id"))),
-        ("review_date", c.RULE_BEFORE_TRIAGE, (_t("review_date") < pl.col(_EPISODE + "triage_date")).fill_null(False)),
+        ("episode_id", c.RULE_NO_EPISODE, named & ~found & ~pl.col(_EPISODE + "rejected")),
+        ("episode_id", c.RULE_REJECTED_EPISODE, named & ~found & pl.col(_EPISODE + "rejected")),
+        ("client_id", c.RULE_OTHER_CLIENT, found & ~_blank("client_id", strings) & pl.col(_EPISODE + "other_client")),
+        ("review_date", c.RULE_BEFORE_TRIAGE, pl.col(_EPISODE + "before_triage")),
     ]
 
 
-def _episode_columns(episode_ids: pl.Series, episodes: Validated) -> list[pl.Series]:
-    """For each review (its typed episode_id), its episode's client_id, triage_date and row (valid episodes
-    only; ids are unique there), and whether the id is that of a rejected episode row.
+def _episode_columns(reviews: pl.DataFrame, episodes: Validated) -> list[pl.Series]:
+    """For each review (its typed episode_id, client_id and review_date): whether its episode_id is a valid
+    episode's (`_ep_found`; ids are unique there) or only a rejected episode row's (`_ep_rejected`); whether
+    its client_id differs from that episode's (`_ep_other_client`) and its date is before the episode's
+    triage date (`_ep_before_triage`); and the episode's row.
 
     The row (`EPISODE_ROW`) stays on the valid reviews: the §9 measures join TOPs to index episodes on
-    it, an integer, rather than on the episode_id text.
+    it, an integer, rather than on the episode_id text. Each review's episode is found as a position among
+    the valid episodes, and their client_id and triage_date are gathered one at a time, compared and let go:
+    set beside the reviews until the rules were evaluated, they took 0.4 GB more at 18.9M TOPs.
     """
-    key = _TYPED + "episode_id"
-    valid = episodes.frame.select(
-        pl.col("episode_id").alias(key),
-        pl.col("client_id").alias(_EPISODE + "client_id"),
-        pl.col("triage_date").alias(_EPISODE + "triage_date"),
-        pl.col(ROW).alias(EPISODE_ROW),
-    )
+    ids = reviews.get_column(_TYPED + "episode_id")
+    valid = episodes.frame
+    valid_ids = valid.get_column("episode_id")
     rejected_ids = episodes.rejected.get_column("episode_id").drop_nulls() \
         if "episode_id" in episodes.rejected.columns else pl.Series([], dtype=pl.String)
-    rejected = episode_ids.is_in(rejected_ids.implode()).fill_null(False).alias(_EPISODE + "rejected")
-    valid_hashes = valid.get_column(key).hash()
+    rejected = ids.is_in(rejected_ids.implode()).fill_null(False).alias(_EPISODE + "rejected")
+    key, position = "_key", "_position"
+
+    def positions(probe: pl.Series, build: pl.Series) -> pl.Series:
+        """Where each value of `probe` is in `build` (unique values), or null."""
+        return probe.to_frame(key).join(build.to_frame(key).with_row_index(position), on=key, how="left",
+                                        maintain_order="left").get_column(position)
+    valid_hashes = valid_ids.hash()
     if valid_hashes.n_unique() < valid.height:  # two valid ids share a 64-bit hash: join on the text itself
-        joined = episode_ids.to_frame(key).join(valid, on=key, how="left", maintain_order="left")
-        return [*joined.drop(key).get_columns(), rejected]
-    # Joined on the ids' 64-bit hashes, which are unique among the valid episodes: faster than on the text,
-    # and at 19M reviews 0.5 GB less memory. A review whose hash meets a valid episode's while its id is not
-    # that episode's cannot belong to any valid episode (its own would have the same hash): it is unmatched.
-    hashed = "_hash"
-    joined = episode_ids.hash().to_frame(hashed).join(valid.with_columns(valid_hashes.alias(hashed)), on=hashed,
-                                                      how="left", maintain_order="left")
-    found = joined.get_column(key)
-    false_match = found.is_not_null() & ~(found == episode_ids).fill_null(False)
-    columns = joined.drop(hashed, key)
-    if false_match.any():
-        columns = columns.with_columns(pl.when(false_match).then(None).otherwise(pl.col(name)).alias(name)
-                                       for name in columns.columns)
-    return [*columns.get_columns(), rejected]
+        at = positions(ids, valid_ids)
+    else:
+        # Joined on the ids' 64-bit hashes, which are unique among the valid episodes: faster than on the text,
+        # and at 19M reviews 0.5 GB less memory. A review whose hash meets a valid episode's while its id is
+        # not that episode's cannot belong to any valid episode (its own would have the same hash): unmatched.
+        at = positions(ids.hash(), valid_hashes)
+        false_match = at.is_not_null() & ~(valid_ids.gather(at) == ids).fill_null(False)
+        if false_match.any():
+            at = pl.select(pl.when(false_match).then(None).otherwise(at)).to_series()
+    other_client = (reviews.get_column(_TYPED + "client_id") != valid.get_column("client_id").gather(at))
+    before_triage = (reviews.get_column(_TYPED + "review_date") < valid.get_column("triage_date").gather(at))
+    return [at.is_not_null().alias(_EPISODE + "found"), rejected,
+            other_client.fill_null(False).alias(_EPISODE + "other_client"),
+            before_triage.fill_null(False).alias(_EPISODE + "before_triage"),
+            valid.get_column(ROW).gather(at).alias(EPISODE_ROW)]
 
 
 def validate(source: Source, mapping: Mapping | None = None, episodes: Validated | None = None) -> Validated:
@@ -334,34 +350,43 @@ def validate(source: Source, mapping: Mapping | None = None, episodes: Validated
     present = frozenset(col.name for col in columns)
     rebuilt = [col.name for col in columns if _rebuilt(col, schema[col.name], mapping, source)]
 
-    typed_exprs, checks = [], []
+    # A rebuilt column is read, typed and let go a batch of rows at a time (the streaming engine): only its
+    # typed values and a stand-in of the same name, null where the value was blank and True elsewhere, are
+    # kept, so that the rules read its blanks as they read any other column's. Read whole, the 64-bit day
+    # counts and text codes of 18.9M TOPs took 1.9 GB beside their typed copies while these were made.
+    blanks = strings - set(rebuilt)  # the stand-ins are not text
+    typed_exprs, rebuilt_exprs, checks = [], [], []
     type_checks: dict[str, int] = {}
     for col in columns:
         typed, rule = _typed(col, schema[col.name], mapping)
-        typed_exprs.append(typed.alias(_TYPED + col.name))
+        if col.name in rebuilt:
+            rebuilt_exprs += [typed.alias(_TYPED + col.name),
+                              pl.when(_blank(col.name, strings)).then(None).otherwise(True).alias(col.name)]
+        else:
+            typed_exprs.append(typed.alias(_TYPED + col.name))
         if not col.nullable:
-            checks.append((col.name, c.RULE_NULL, _blank(col.name, strings)))
+            checks.append((col.name, c.RULE_NULL, _blank(col.name, blanks)))
         if rule is not None:
             type_checks[col.name] = len(checks)  # where the typed value is null but the value was not blank
-            checks.append((col.name, rule, ~_blank(col.name, strings) & _t(col.name).is_null()))
-    checks += _row_rules(table, {col.name for col in columns}, strings)
+            checks.append((col.name, rule, ~_blank(col.name, blanks) & _t(col.name).is_null()))
+    checks += _row_rules(table, {col.name for col in columns}, blanks)
     flag_names = [f"_bad{i}" for i in range(len(checks))]
-    typed_scan = scan.with_columns(typed_exprs)
     flags = [bad.alias(name) for name, (_, _, bad) in zip(flag_names, checks)]
+    typed_rebuilt = collect_raw(scan.select(rebuilt_exprs), source, engine="streaming") if rebuilt else None
+    read = collect_raw(scan.drop(rebuilt).with_columns(typed_exprs), source)
+    if typed_rebuilt is not None:
+        if typed_rebuilt.height != read.height:  # two reads of one file: never, unless it changed between them
+            raise InputError(f"{source.label}: changed while it was read")
+        read = read.hstack(typed_rebuilt)
+        del typed_rebuilt
     if table is c.REVIEWS:
         if episodes is None:
             raise ValueError("validating reviews needs the validated episodes")
         # the episode columns are joined onto the one id column, then set beside the read rows: a join of
-        # the whole wide frame copied it (about 640 MB more at 1.9M reviews); the rules that need them after
-        joined = [any(name.startswith(_EPISODE) for name in flag.meta.root_names()) for flag in flags]
-        now = [flag for flag, needs in zip(flags, joined) if not needs]
-        later = [flag for flag, needs in zip(flags, joined) if needs]
-        read = collect_raw(typed_scan.with_columns(now).drop(rebuilt), source)
-        read = read.hstack(_episode_columns(read.get_column(_TYPED + "episode_id"), episodes))
-        checked = read.lazy().with_columns(later).collect(engine="in-memory")
-        del read  # else its columns as read outlive `checked` (below), while the valid rows are copied out
-    else:
-        checked = collect_raw(typed_scan.with_columns(flags).drop(rebuilt), source)
+        # the whole wide frame copied it (about 640 MB more at 1.9M reviews)
+        read = read.hstack(_episode_columns(read, episodes))
+    checked = read.lazy().with_columns(flags).drop(rebuilt).collect(engine="in-memory")
+    del read  # else its columns as read outlive `checked` (below), while the valid rows are copied out
     if table.id_column:
         flag = flag_names[next(i for i, (column, rule, _) in enumerate(checks) if rule == c.RULE_DUPLICATE)]
         if checked[flag].any():  # two rows may share an id: apply the exact rule
