@@ -244,6 +244,63 @@ def test_unreadable_or_empty_input_exits_1_with_one_line(extract_dir, content, m
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
 
 
+_HEADER = ",".join(V1_COLUMNS).encode()
+_LINE = b"E%d,C%d,E08000033,M,34,heroin,,,,2023-01-01,,"  # 12 fields, 11 commas
+
+
+def _lines(*lines: bytes, end: bytes = b"\n") -> bytes:
+    return end.join([_HEADER, *lines]) + end
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        # line 3 one field short, line 5 one long: the file's commas add up to 11 a line, as a good file's do
+        (_lines(_LINE % (1, 1), (_LINE % (2, 2))[:-1], _LINE % (3, 3), _LINE % (4, 4) + b",x", _LINE % (5, 5)),
+         "line 3: 11 fields where the header has 12"),
+        # the last line short and without its newline
+        (_lines(_LINE % (1, 1), _LINE % (2, 2)) + (_LINE % (3, 3))[:-2], "line 4: 10 fields"),
+        # a quote elsewhere in the file: every unquoted line is still checked
+        (_lines(b'"E1",C1,E08000033,M,34,heroin,,,,2023-01-01,,', _LINE % (2, 2), (_LINE % (3, 3))[:-1]),
+         "line 4: 11 fields"),
+        # CRLF line ends: the same
+        (_lines(_LINE % (1, 1), (_LINE % (2, 2))[:-1], end=b"\r\n"), "line 3: 11 fields"),
+    ],
+    ids=["short and long cancel out", "last line short, no newline", "quotes elsewhere", "crlf"],
+)
+def test_every_short_or_long_line_is_named(extract_dir, content, message):
+    extract_dir.mkdir()
+    (extract_dir / "episodes.csv").write_bytes(content)
+    run = cli("in-treatment", "--data", extract_dir, "-f", "json")
+    assert run.exit_code == 1
+    assert message in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("last_newline", [True, False], ids=["newline at end", "none at end"])
+def test_good_lines_pass_the_shape_check(extract_dir, end, last_newline):
+    extract_dir.mkdir()
+    content = _lines(*(_LINE % (i, i) for i in range(1, 6)), end=end)
+    (extract_dir / "episodes.csv").write_bytes(content if last_newline else content[:-len(end)])
+    run = cli("in-treatment", "--data", extract_dir, "--period-end", "2023-03-31", "-f", "json", "--no-suppress")
+    assert run.exit_code == 0, run.stderr
+    assert row(rows_of(run), CALDERDALE)["numerator"] == 5  # five adults citing heroin, triaged on 1 January
+
+
+def test_shape_counts_settle_only_files_without_quotes_or_odd_lines(tmp_path, monkeypatch):
+    from cdp_metrics import io
+
+    good = _lines(*(_LINE % (i, i) for i in range(1, 4)))
+    cases = {"good": (good, True), "empty line": (good + b"\n", False), "quote": (good + b'"E9"' + _LINE[2:] % 9, False),
+             "short": (good + (_LINE % (9, 9))[:-1] + b"\n", False)}
+    monkeypatch.setattr(io, "_CHUNK", 7)  # chunks that split lines: the counts still add up
+    for name, (content, settled) in cases.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_bytes(content)
+        assert io._commas_add_up(path, 12) is settled, name
+
+
 def test_missing_table_and_folder_exit_1(tmp_path):
     run = cli("in-treatment", "--data", tmp_path / "nowhere", "-f", "json")
     assert run.exit_code == 1 and "no such data folder" in run.stderr
