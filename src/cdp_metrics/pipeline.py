@@ -237,7 +237,7 @@ class Extract:
 
     def _people_carry(self) -> tuple[str, ...]:
         """The index episode's columns the people frame carries besides its own (for the §9 measures)."""
-        return (*(("substance_1", "substance_2", "substance_3", EPISODE_ROW) if self.has(c.REVIEWS) else ()),
+        return (*((EPISODE_ROW,) if self.has(c.REVIEWS) else ()),
                 *(c.HCV_COLUMNS if self.has_hcv else ()))
 
     def _episodes_for_people(self) -> pl.LazyFrame:
@@ -261,7 +261,7 @@ class Extract:
         """The valid TOPs in the order the §9 picks read them (`metrics.order_tops`): sorted once, shared by
         every period of a run. The reviews as validated are read nowhere else: their rows are let go once
         ordered (their counts, errors and rejected rows stay), 1.2 GB of the 18.9M TOPs of 12M episodes."""
-        tops = metrics.order_tops(self.frame(c.REVIEWS)).lazy()
+        tops = metrics.order_tops(self.frame(c.REVIEWS), self.frame(c.EPISODES), self.options.reduction_days).lazy()
         self._tables[c.REVIEWS.name] = self._tables[c.REVIEWS.name].without_rows()
         return tops
 
@@ -275,7 +275,7 @@ class Extract:
     def latest_tops(self) -> pl.LazyFrame:
         """The latest TOP in the period of each adult's index episode, with the LA (`metrics.latest_tops`):
         read by housing and employment."""
-        return metrics.latest_tops(self.people, self.index_tops, self.period).lazy()
+        return metrics.latest_tops(self.index_tops, self.period).lazy()
 
     @_cached
     def cube(self) -> pl.LazyFrame:
@@ -437,7 +437,7 @@ def completions(extract: Extract) -> list[Result]:
 
 
 def progress(extract: Extract) -> list[Result]:
-    la = metrics.progress(extract.people, extract.index_tops, extract.period, extract.options.reduction_days)
+    la = metrics.progress(extract.people, extract.index_tops, extract.period)
     return [_result(extract, "progress", la, "proportion", c.PROGRESS_CATEGORIES, tables=(c.EPISODES, c.REVIEWS))]
 
 

@@ -20,6 +20,10 @@ The TOPs come in ordered once per run (`order_tops`: by episode, review_date,
 then review_id), so that each pick is a filter that keeps order and a look at
 the neighbouring row, not a sort; TOPs and people are joined on the episode's
 row in the validated episodes (`EPISODE_ROW`), an integer, not on its id text.
+What does not depend on the period is settled there too, once for every period
+of the run: each TOP's episode LA, and whether a review would show improvement
+on its episode's start TOP were it the latest (`_improves`); a period then only
+picks its TOPs.
 Each measure takes the period's `index_tops` (the TOPs of its adults' index
 episodes, still in that order), found once for the three; housing and employment
 read the same latest TOPs (`latest_tops`), found once for the two.
@@ -27,11 +31,15 @@ read the same latest TOPs (`latest_tops`), found once for the two.
 
 from __future__ import annotations
 
+import functools
+import operator
+from concurrent.futures import ThreadPoolExecutor
+
 import polars as pl
 
 from .. import contract as c
 from ..areas import SMALL_TABLES
-from ..io import EPISODE_ROW
+from ..io import EPISODE_ROW, ROW
 from ..people import substance_group
 from ..periods import Period
 from .treatment import successful
@@ -41,12 +49,83 @@ _TOP_COLUMNS = ["review_date", "stage", *c.DAYS_COLUMNS, "housing", *c.WORK_COLU
 _LA_COLUMNS = ["la_code", "category", "numerator", "denominator"]
 
 
-def order_tops(reviews: pl.LazyFrame) -> pl.DataFrame:
-    """The valid TOPs (with `EPISODE_ROW`) sorted by their episode, review_date, then review_id as text:
-    the order every pick below relies on. review_id is only needed for that order and is left out."""
+def order_tops(reviews: pl.LazyFrame, episodes: pl.LazyFrame, reduction_days: int) -> pl.DataFrame:
+    """The valid TOPs sorted by their episode, review_date, then review_id as text: the order every pick below
+    relies on. Columns: `EPISODE_ROW`, review_date, stage, housing and the work columns, the episode's
+    `la_code`, and `_improves` (`_improvement`). review_id is only needed for that order, and the day counts
+    only for `_improves`: both are left out.
+
+    `episodes`: the valid episodes (`ROW`, la_code and the substances).
+    """
     tops = reviews.select(EPISODE_ROW, "review_id", *_TOP_COLUMNS).collect(engine="in-memory")
     order = tops.select(pl.arg_sort_by(EPISODE_ROW, "review_date", "review_id")).to_series()  # eager: ~4× faster
-    return tops.drop("review_id")[order]
+    tops = _gathered(tops, order, [name for name in tops.columns if name != "review_id"])
+    episode = _episode_of(tops.get_column(EPISODE_ROW), episodes)
+    return tops.with_columns(
+        episode.get_column("la_code"), _improvement(tops, episode.get_column("_cites"), reduction_days)
+    ).drop(*c.DAYS_COLUMNS)
+
+
+def _gathered(frame: pl.DataFrame, order: pl.Series, names: list[str]) -> pl.DataFrame:
+    """The named columns of `frame` in `order`, each made one piece and gathered, two columns at a time.
+
+    Gathered from the chunks the reads leave (15 at 1.9M TOPs), the TOPs' columns took 96-127 ms; made one
+    piece first, 54-63 ms two at a time (37 ms for the whole frame at once, which holds a second copy of
+    every column while the first is gathered: 0.5 GB at 18.9M TOPs; here, two columns' copies at most).
+    """
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gather") as pool:  # Polars releases the GIL
+        return pl.DataFrame(list(pool.map(lambda name: frame.get_column(name).rechunk().gather(order), names)))
+
+
+def _episode_of(rows: pl.Series, episodes: pl.LazyFrame) -> pl.DataFrame:
+    """For each of `rows` (a valid episode's `ROW`): that episode's la_code, and `_cites`, a bit per TOP day
+    column (in `c.DAYS_COLUMNS` order) that one of its own substances has.
+
+    Found through a table from row number to position among the valid episodes (a gather, not a join).
+    """
+    valid = episodes.select(ROW, "la_code", *SUBSTANCE_COLUMNS).collect()
+    # each substance's bits (on the Enum's physical codes, a gather from a table of its 14 codes), or-ed together
+    bits = pl.Series([1 << c.DAYS_COLUMNS.index(c.TOP_DAYS[s]) if s in c.TOP_DAYS else 0 for s in c.SUBSTANCES],
+                     dtype=pl.UInt8)
+    cites = functools.reduce(operator.or_, (
+        bits.gather(valid.get_column(s).to_physical()).fill_null(0) for s in SUBSTANCE_COLUMNS))
+    size = int(valid.get_column(ROW).max() or 0) + 1
+    position = pl.repeat(None, size, dtype=pl.UInt32, eager=True).scatter(
+        valid.get_column(ROW), pl.int_range(valid.height, dtype=pl.UInt32, eager=True))
+    at = position.gather(rows)
+    return valid.select("la_code").with_columns(cites.alias("_cites"))[at]
+
+
+def _improvement(tops: pl.DataFrame, cites: pl.Series, reduction_days: int) -> pl.Series:
+    """Per TOP (ordered): a review or exit TOP dated strictly after its episode's start TOP, where over the
+    episode's own substances with a TOP column and a value in both, there is at least one, and each is 0 at
+    this TOP or fell by at least `reduction_days` since the start TOP. What makes a person *improving* when
+    this TOP is their index episode's latest review (`progress`); it depends on no period.
+
+    The start TOP is the episode's first `start` TOP in order; its position is carried forward onto the
+    TOPs after it (forward fill), which read its date and day counts there (a null day count stays null),
+    and count only on the same episode's.
+    """
+    key = pl.col(EPISODE_ROW)
+    is_start = pl.col("stage") == "start"
+    earlier_start = pl.when(is_start).then(key).forward_fill().shift(1)  # the episode of the last start before
+    first_start = is_start & (earlier_start != key).fill_null(True)
+    # each TOP's start TOP: row 0 stands in before the first (its episode is then not the TOP's: `has_start`)
+    start_at = tops.select(
+        pl.when(first_start).then(pl.int_range(pl.len(), dtype=pl.UInt32)).forward_fill().fill_null(0)).to_series()
+    start = tops.select(EPISODE_ROW, "review_date", *c.DAYS_COLUMNS)[start_at]
+    usable, good = [], []
+    for bit, d in enumerate(c.DAYS_COLUMNS):
+        first, latest = pl.lit(start.get_column(d)), pl.col(d)
+        used = ((pl.col("_cites") & (1 << bit)) != 0) & first.is_not_null() & latest.is_not_null()
+        usable.append(used)
+        good.append(~used | (latest == 0) | ((first - latest) >= reduction_days))
+    has_start = (pl.lit(start.get_column(EPISODE_ROW)) == key).fill_null(False)
+    later = pl.col("review_date") > pl.lit(start.get_column("review_date"))
+    return tops.with_columns(cites.alias("_cites")).select(
+        (pl.col("stage").is_in(["review", "exit"]) & has_start & later
+         & pl.any_horizontal(usable) & pl.all_horizontal(good)).fill_null(False).alias("_improves")
+    ).to_series()
 
 
 def _adults(people: pl.LazyFrame) -> pl.LazyFrame:
@@ -71,7 +150,7 @@ def latest_top(tops: pl.LazyFrame, period: Period) -> pl.LazyFrame:
     return _pick(tops.filter(pl.col("review_date").is_between(period.start, period.end)), "last")
 
 
-def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period, reduction_days: int) -> pl.DataFrame:
+def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period) -> pl.DataFrame:
     """Adults showing substantial progress (completed without acute housing, or improving), over adults.
 
     Categories: `all` and the four substance groups (of the period's substance union, like every
@@ -80,43 +159,21 @@ def progress(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period, reduction
     or a null housing, is not acute). *Improving*: the index episode is open at the end, has a
     start TOP and a latest review, and over the index episode's own substances with a TOP column
     and a value in both, there is at least one, and each is 0 at the review or fell by at least
-    `reduction_days`. `tops`: the period's `index_tops`.
+    the run's `reduction_days` (`_improves`, from `order_tops`). `tops`: the period's `index_tops`.
     """
     adults = _adults(people).with_columns(substance_group().alias("category"))  # an Enum: grouped as integers
-    tops = tops.select(EPISODE_ROW, "review_date", "stage", *c.DAYS_COLUMNS, "housing")
+    tops = tops.select(EPISODE_ROW, "review_date", "stage", "housing", "_improves")
 
     # the index episodes whose latest TOP by the end records acute housing
     acute = _pick(tops.filter(pl.col("review_date") <= period.end), "last").filter(
         (pl.col("housing") == "acute").fill_null(False)
     ).select(EPISODE_ROW).collect().to_series()
-    start = _pick(tops.filter(pl.col("stage") == "start"), "first").select(
-        EPISODE_ROW, pl.col("review_date").alias("_start_date"),
-        *[pl.col(d).alias(f"_start_{d}") for d in c.DAYS_COLUMNS],
-    )
-
-    def cites(column: str) -> pl.Expr:
-        codes = pl.Series([s for s, d in c.TOP_DAYS.items() if d == column], dtype=pl.Enum(c.SUBSTANCES))
-        # compared as the Enum itself: casting to text first cost ~30 ms a column nationally
-        return pl.any_horizontal(pl.col(s).is_in(codes.implode()).fill_null(False) for s in SUBSTANCE_COLUMNS)
-
-    usable, good = [], []
-    for d in c.DAYS_COLUMNS:
-        first, latest = pl.col(f"_start_{d}"), pl.col(d)
-        used = cites(d) & first.is_not_null() & latest.is_not_null()
-        usable.append(used)
-        good.append(~used | (latest == 0) | ((first - latest) >= reduction_days))
-    # the episodes with a start TOP and a later review that show improvement on their own substances: decided
-    # on those few rows (the start and latest values side by side, with the episode's substances), so that the
-    # adults are only tested for membership of the result
-    # The latest review is picked before the start TOP is looked at: the TOPs are in date order, so when the
-    # latest review/exit in the period is not after the start date, none is, and when it is, it is the pick.
+    # the index episodes whose latest review or exit in the period shows improvement (`_improvement`, decided
+    # once per run for every TOP): the adults are only tested for membership of the result
     in_period = pl.col("review_date").is_between(period.start, period.end)
     improving = (
         _pick(tops.filter(pl.col("stage").is_in(["review", "exit"]) & in_period), "last")
-        .join(start, on=EPISODE_ROW, how="inner")
-        .filter(pl.col("review_date") > pl.col("_start_date"))
-        .join(adults.select(EPISODE_ROW, *SUBSTANCE_COLUMNS), on=EPISODE_ROW, how="inner")
-        .filter(pl.any_horizontal(usable) & pl.all_horizontal(good))
+        .filter(pl.col("_improves"))
         .select(EPISODE_ROW).collect().to_series()
     )
     row = pl.col(EPISODE_ROW)
@@ -138,12 +195,11 @@ def _by_group(per_person: pl.LazyFrame, flag: str) -> pl.DataFrame:
                       groups.select(_LA_COLUMNS)]).collect(engine=SMALL_TABLES)
 
 
-def latest_tops(people: pl.LazyFrame, tops: pl.LazyFrame, period: Period) -> pl.DataFrame:
+def latest_tops(tops: pl.LazyFrame, period: Period) -> pl.DataFrame:
     """Per adult whose index episode has a TOP dated in the period, its LA and that latest TOP's housing and
     work columns: what housing and employment count (found once per period for the two). `tops`: the
-    period's `index_tops`."""
-    latest = latest_top(tops.select(EPISODE_ROW, "review_date", "housing", *c.WORK_COLUMNS), period)
-    return _adults(people).select(EPISODE_ROW, "la_code").join(latest, on=EPISODE_ROW, how="inner").collect()
+    period's `index_tops` (each TOP carries its episode's LA: no join with the people)."""
+    return latest_top(tops.select(EPISODE_ROW, "la_code", "review_date", "housing", *c.WORK_COLUMNS), period).collect()
 
 
 def _latest_counts(latest: pl.LazyFrame, categories: dict[str, tuple[str, pl.Expr]]) -> pl.DataFrame:
