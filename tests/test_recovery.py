@@ -324,3 +324,14 @@ def test_the_latest_review_is_the_latest_after_a_late_start_top(tmp_path):
     for i, (name, (tops, expected)) in enumerate(cases.items()):
         folder = write_extract(tmp_path / f"c{i}", [ep], reviews=tops)
         assert progress_of(folder) == (expected, 1), name
+
+
+def test_a_null_start_value_is_not_taken_from_the_episode_before(tmp_path):
+    # The TOPs are ordered by episode: A's come just before B's and C's. A improves (20 -> 0 days). B's start
+    # TOP has no opiate days, so B has nothing to judge; C's only review is before its start TOP. Neither may
+    # borrow A's start TOP: 1 improving of 3 adults.
+    a, b, c = open_episode("A"), open_episode("B"), open_episode("C")
+    tops = [review(a, "2022-11-01", "start", days_opiates=20), review(a, "2023-05-01", "review", days_opiates=0),
+            review(b, "2022-11-01", "start"), review(b, "2023-05-01", "review", days_opiates=0),
+            review(c, "2022-11-15", "review", days_opiates=0), review(c, "2022-12-01", "start", days_opiates=20)]
+    assert progress_of(write_extract(tmp_path / "x", [a, b, c], reviews=tops)) == (1, 3)
