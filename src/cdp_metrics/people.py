@@ -110,7 +110,7 @@ def people_in_treatment(episodes: pl.LazyFrame | SortedEpisodes, period: Period,
 
     Columns: client_id, episode_id (of the index episode), la_code, sex, age, adult, triage_date,
     discharge_date, discharge_reason, opiate, crack, alcohol, other_drug, and the index episode's
-    `carry` columns (its own substances or hepatitis C fields, for the §9 measures).
+    `carry` columns (its row or hepatitis C fields, for the §9 measures).
     `substance_group()` and `ocu_group()` derive the groups from the flags.
 
     `episodes`: the valid episodes, or the same already sorted by person (`sort_episodes`, with the

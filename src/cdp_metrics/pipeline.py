@@ -229,7 +229,7 @@ class Extract:
 
     @_cached
     def people(self) -> pl.LazyFrame:
-        """The period's people; with the index episode's own substances and hepatitis C fields when the
+        """The period's people; with the index episode's row (`EPISODE_ROW`) and hepatitis C fields when the
         extract has what the §9 measures read."""
         carry = self._people_carry()
         episodes = self.__dict__.get("sorted_episodes") or self._episodes_for_people()

@@ -1,7 +1,7 @@
 """Recovery outcomes from Treatment Outcomes Profile interviews (contract §9): progress, housing, employment.
 
 Pure Polars: the period's people (`people.people_in_treatment`, carrying the
-index episode's own substances) and the valid TOPs in, one row per LA and
+index episode's row) and the valid TOPs in, one row per LA and
 category out (`la_code`, `category`, `numerator`, `denominator`). Only TOPs of a
 person's index episode count. Three TOPs are picked per index episode:
 
@@ -40,11 +40,10 @@ import polars as pl
 from .. import contract as c
 from ..areas import SMALL_TABLES
 from ..io import EPISODE_ROW, ROW
-from ..people import substance_group
+from ..people import SUBSTANCE_COLUMNS, substance_group
 from ..periods import Period
 from .treatment import successful
 
-SUBSTANCE_COLUMNS = ("substance_1", "substance_2", "substance_3")
 _TOP_COLUMNS = ["review_date", "stage", *c.DAYS_COLUMNS, "housing", *c.WORK_COLUMNS]
 _LA_COLUMNS = ["la_code", "category", "numerator", "denominator"]
 
